@@ -1,0 +1,112 @@
+"""Turning what users hand us (arrays from OpenCV, tensors, files) into Key.Net's input.
+
+Key.Net reads one grey channel in [0, 1] as a float tensor of shape (B, 1, H, W). ``to_grey_tensor`` converts:
+
+- NumPy arrays (H, W), (H, W, 1), (H, W, 3) (BGR, as OpenCV reads) and (H, W, 4) (BGRA; alpha is dropped);
+- uint8 (divided by 255), uint16 (divided by 65535), bool, and float arrays, which must already lie in [0, 1];
+- torch tensors (H, W), (C, H, W) and (B, C, H, W) with C in {1, 3, 4} (RGB order for tensors, as torch and kornia
+  use), with the same dtype rules.
+
+Empty images, images with NaN or infinite pixels, and floats outside [0, 1] are refused with a ``ValueError``
+that says what was wrong; the model itself refuses images under ``MIN_IMAGE_SIDE`` pixels per side.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+# ITU-R BT.601 luma weights, the ones OpenCV's cvtColor uses.
+_LUMA_RGB = (0.299, 0.587, 0.114)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file (PNG, JPEG, PPM/PGM with comments, ...) as OpenCV does, unchanged depth and channels.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file exists but is not a readable image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file {path} does not exist")
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise ValueError(f"{path} is not a readable image (OpenCV could not decode it)")
+    return image
+
+
+def _scale_to_unit(values: torch.Tensor) -> torch.Tensor:
+    """Map an integer, bool or float tensor to float32 in [0, 1], refusing non-finite or out-of-range floats."""
+    if values.dtype == torch.bool:
+        return values.float()
+    if values.dtype == torch.uint8:
+        return values.float() / 255.0
+    if values.dtype == torch.uint16:
+        return values.to(torch.int32).float() / 65535.0
+    if not values.is_floating_point():
+        raise TypeError(f"image dtype {values.dtype} is not supported; expected uint8, uint16, bool or float in [0, 1]")
+    values = values.float()
+    finite = torch.isfinite(values)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ValueError(f"image has {bad} NaN or infinite pixel(s); Key.Net needs finite values in [0, 1]")
+    lo, hi = float(values.min()), float(values.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(
+            f"float image values span [{lo:g}, {hi:g}]; expected [0, 1] (divide 8-bit data by 255)"
+        )
+    return values
+
+
+def _grey_from_channels(x: torch.Tensor, channel_order: str) -> torch.Tensor:
+    """(B, C, H, W) with C in {1, 3, 4} -> (B, 1, H, W) luma."""
+    c = x.shape[1]
+    if c == 1:
+        return x
+    if c not in (3, 4):
+        raise ValueError(f"image has {c} channels; expected 1 (grey), 3 (colour) or 4 (colour and alpha)")
+    weights = _LUMA_RGB if channel_order == "rgb" else _LUMA_RGB[::-1]
+    w = torch.tensor(weights, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x[:, :3] * w).sum(1, keepdim=True)
+
+
+def to_grey_tensor(image: np.ndarray | torch.Tensor, device: str | torch.device | None = None) -> torch.Tensor:
+    """Convert an image or a batch to a float32 grey tensor in [0, 1].
+
+    Args:
+        image: NumPy (H, W), (H, W, C) with C in {1, 3 (BGR), 4 (BGRA)}; or torch (H, W), (C, H, W),
+            (B, C, H, W) with C in {1, 3 (RGB), 4 (RGBA)}.
+        device: where the result lives; the input's device when None.
+
+    Returns:
+        (B, 1, H, W) float32 tensor in [0, 1] (B = 1 for a single image).
+    """
+    if isinstance(image, np.ndarray):
+        if image.size == 0:
+            raise ValueError(f"image is empty (shape {image.shape}); expected a non-empty (H, W) or (H, W, C) array")
+        if image.ndim == 2:
+            image = image[:, :, None]
+        if image.ndim != 3:
+            raise ValueError(f"image array has shape {image.shape}; expected (H, W) or (H, W, C)")
+        x = _scale_to_unit(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None])
+        x = _grey_from_channels(x, "bgr")
+    elif isinstance(image, torch.Tensor):
+        if image.numel() == 0:
+            raise ValueError(f"image tensor is empty (shape {tuple(image.shape)})")
+        x = image
+        if x.dim() == 2:
+            x = x[None, None]
+        elif x.dim() == 3:
+            x = x[None]
+        if x.dim() != 4:
+            raise ValueError(f"image tensor has shape {tuple(image.shape)}; expected (H, W), (C, H, W) or (B, C, H, W)")
+        x = _grey_from_channels(_scale_to_unit(x), "rgb")
+    else:
+        raise TypeError(f"image must be a NumPy array or a torch.Tensor; got {type(image).__name__}")
+    if device is not None:
+        x = x.to(device)
+    return x.contiguous()

@@ -1,0 +1,124 @@
+"""Loading and saving Key.Net weights, always with ``torch.load(..., weights_only=True)``.
+
+Two formats load:
+
+- the authors' published checkpoint: a dict whose ``state_dict`` uses Key.Net's module names
+  (``feature_extractor.lb_block.conv{0,1,2}.{0,1}.*``, ``last_conv.0.*``);
+- ours: ``{"format": "keynet-live-weights", "version": 1, "architecture": "keynet" | "tiny_keynet",
+  "config": {...}, "state_dict": {...}, "model_card": {...}}``, where the model card says what the weights were
+  trained on, for how long, when and with which command.
+
+Every failure raises ``WeightsError`` (a ``ValueError``) naming the file and what was wrong; a missing file raises
+``FileNotFoundError``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .files import atomic_torch_save
+from .model import KeyNet, architecture_name, build_model
+
+FORMAT = "keynet-live-weights"
+VERSION = 1
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "weights"
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be used; the message names the file and the problem."""
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint dict safely (tensors, numbers, strings, lists and dicts only).
+
+    Raises:
+        FileNotFoundError: no such file.
+        WeightsError: not a PyTorch checkpoint, or one that holds objects other than plain data (code).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" in str(exc):
+            raise WeightsError(
+                f"{path} holds Python objects other than tensors and plain data (a pickle that could run code); "
+                "refused: weights are loaded with weights_only=True"
+            ) from None
+        raise WeightsError(f"{path} is not a PyTorch checkpoint: {exc}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise WeightsError(f"{path} is not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("state_dict"), dict):
+        raise WeightsError(f"{path} is not a Key.Net checkpoint: expected a dict with a 'state_dict' entry")
+    return obj
+
+
+def _is_ours(ckpt: dict[str, Any]) -> bool:
+    return ckpt.get("format") == FORMAT
+
+
+def load_model(path: str | Path, architecture: str | None = None) -> KeyNet:
+    """Build the model a weights file describes and load its weights (eval mode, CPU).
+
+    Args:
+        path: our weights file or the authors' checkpoint.
+        architecture: ``"keynet"`` or ``"tiny_keynet"``; read from the file for ours, ``"keynet"`` for the
+            authors'. When given, it must match the file.
+    """
+    ckpt = load_checkpoint(path)
+    if _is_ours(ckpt):
+        if ckpt.get("version") != VERSION:
+            raise WeightsError(f"{path} is weights format version {ckpt.get('version')}; this version reads {VERSION}")
+        arch, conf = ckpt.get("architecture"), ckpt.get("config", {})
+        if architecture is not None and architecture != arch:
+            raise WeightsError(f"{path} holds {arch} weights, not {architecture}")
+    else:
+        arch, conf = architecture or "keynet", {}
+    try:
+        model = build_model(arch, **conf)
+    except ValueError as exc:
+        raise WeightsError(f"{path} describes a model that cannot be built: {exc}") from None
+    state = ckpt["state_dict"]
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path}: every state_dict entry must be a tensor")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())
+        raise WeightsError(f"{path} does not fit the {arch} architecture: {detail}") from None
+    return model.eval()
+
+
+def read_model_card(path: str | Path) -> dict[str, Any]:
+    """The model card of one of our weights files ({} for the authors' checkpoint)."""
+    ckpt = load_checkpoint(path)
+    return dict(ckpt.get("model_card", {})) if _is_ours(ckpt) else {}
+
+
+def save_weights(model: KeyNet, path: str | Path, model_card: dict[str, Any]) -> None:
+    """Write ``model`` in our format, with its architecture config and ``model_card``, atomically."""
+    required = {"data", "epochs", "date"}
+    missing = required - set(model_card)
+    if missing:
+        raise ValueError(f"model_card lacks {sorted(missing)}; it must say at least {sorted(required)}")
+    ckpt = {
+        "format": FORMAT,
+        "version": VERSION,
+        "architecture": architecture_name(model),
+        "config": dict(model.conf),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "model_card": dict(model_card),
+    }
+    atomic_torch_save(ckpt, path)
+
+
+def default_weights(architecture: str = "keynet") -> Path | None:
+    """The shipped weights file for ``architecture`` (``assets/weights/<architecture>.pt``), or None if absent."""
+    path = ASSETS / f"{architecture}.pt"
+    return path if path.is_file() else None

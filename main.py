@@ -1,0 +1,31 @@
+"""keynet-live command line: `python main.py` opens the app; subcommands run headless tools.
+
+    python main.py detect IMAGE --out OUT.png [--weights FILE] [--num N] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from keynet import cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="main.py", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    cli.add_detect_command(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

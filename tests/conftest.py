@@ -1,0 +1,35 @@
+"""Shared test fixtures: paths into ../shared (skipped with a reason when it is absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+AUTHORS_WEIGHTS = SHARED / "reference" / "keynet_official" / "keynet_pytorch.pth"
+TEST_IMAGE = SHARED / "reference" / "keynet_official" / "test_im.ppm"
+DATA = SHARED / "data"
+
+
+def require_shared(path: Path) -> Path:
+    """Skip the calling test unless ``path`` (a file or folder under ../shared) exists."""
+    if not path.exists():
+        pytest.skip(f"needs {path} (the read-only ../shared folder beside the repository); it is absent here")
+    return path
+
+
+@pytest.fixture
+def authors_weights() -> Path:
+    return require_shared(AUTHORS_WEIGHTS)
+
+
+@pytest.fixture
+def test_image() -> Path:
+    return require_shared(TEST_IMAGE)
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return require_shared(DATA)
