@@ -7,8 +7,9 @@ is shared out over the levels in proportion to their area, and a level that find
 hands the rest to the next one. A keypoint found on a level keeps that level's integer pixel, mapped back to the
 image by the level's size ratio, and the level's nominal scale (1 at the image, sqrt 2 one level down, ...).
 
-NMS: a point is kept when it equals the maximum of its ``nms_size`` window and exceeds ``score_threshold``; the
-border strip is removed after the suppression, so a strong response inside the strip still suppresses a weaker one
+NMS: a point is kept when it is strictly greater than the rest of its ``nms_size`` window (as kornia's NMS; the
+authors' ``==`` test also keeps every pixel of a flat region) and exceeds ``score_threshold``; the border strip is
+removed after the suppression, so a strong response inside the strip still suppresses a weaker one
 beside it (removing it first would turn the strip's inner edge into false maxima).
 
 Example:
@@ -90,12 +91,38 @@ def empty_keypoints(device: torch.device | str = "cpu", size_multiplier: float =
     return Keypoints(torch.zeros(0, 2, device=device), z, z.clone(), size_multiplier)
 
 
+def neighbourhood_max(response: torch.Tensor, window: int) -> torch.Tensor:
+    """The maximum over each ``window`` x ``window`` neighbourhood, the centre itself excluded.
+
+    Args:
+        response: (B, 1, H, W).
+        window: odd window side, >= 3.
+
+    Returns:
+        (B, 1, H, W); outside the image counts as -inf.
+    """
+    r = window // 2
+    h, w = response.shape[-2:]
+    padded = F.pad(response, (r, r, r, r), value=float("-inf"))
+    rows = F.max_pool2d(padded, (1, window), stride=1)  # (B, 1, H + 2r, W): whole window width, every row
+    row_runs = F.max_pool2d(rows, (r, 1), stride=1)  # runs of r rows: index i covers padded rows i .. i + r - 1
+    above, below = row_runs[..., :h, :], row_runs[..., r + 1 : r + 1 + h, :]
+    centre_row = padded[..., r : r + h, :]
+    col_runs = F.max_pool2d(centre_row, (1, r), stride=1)
+    left, right = col_runs[..., :w], col_runs[..., r + 1 : r + 1 + w]
+    return torch.maximum(torch.maximum(above, below), torch.maximum(left, right))
+
+
 def nms_maxima(response: torch.Tensor, nms_size: int, border: int, threshold: float) -> torch.Tensor:
-    """Scores of the local maxima, zero elsewhere.
+    """Scores of the strict local maxima, zero elsewhere.
+
+    A point is kept when it is strictly greater than every other response in its ``nms_size`` window and exceeds
+    ``threshold``. Strictness matters: a flat region (a saturated sky, a black frame) has a constant response, and
+    a ``==`` test would report every pixel of it as a maximum.
 
     Args:
         response: (B, 1, H, W) response.
-        nms_size: odd window side of the suppression.
+        nms_size: odd window side of the suppression (1 keeps every point above the threshold).
         border: width of the strip along each side where no keypoint is kept.
         threshold: a maximum must exceed it.
 
@@ -104,8 +131,9 @@ def nms_maxima(response: torch.Tensor, nms_size: int, border: int, threshold: fl
     """
     if nms_size < 1 or nms_size % 2 == 0:
         raise ValueError(f"nms_size must be a positive odd number; got {nms_size}")
-    pooled = F.max_pool2d(response, nms_size, stride=1, padding=nms_size // 2)
-    keep = (response == pooled) & (response > threshold)
+    keep = response > threshold
+    if nms_size > 1:
+        keep &= response > neighbourhood_max(response, nms_size)
     h, w = response.shape[-2:]
     if border > 0:
         inside = torch.zeros(h, w, dtype=torch.bool, device=response.device)

@@ -1,36 +1,44 @@
 """Inference modes for a trained Key.Net: ``exact`` (the fp32 reference) and ``fast``.
 
-Both compute the model's response for a (B, 1, H, W) image; neither changes the weights of the model given.
+Both compute the model's response for a (B, 1, H, W) grey image in [0, 1]; neither changes the model given.
+Both use the same algebra as the model, rearranged for speed:
+
+- BatchNorm (eval) is folded into the convolution before it;
+- the learned blocks run channels-last, ReLU in place;
+- the last convolution (3M channels in, one out: the slowest layer in oneDNN) is split per pyramid level into
+  depthwise convolutions whose channels are summed, so the 3M-channel concatenation is never built;
+- on the CPU, the pyramid's blur and resizing and the upsampling of the coarse levels' features run in OpenCV
+  (the same filters and bilinear sampling, several times faster than oneDNN on one or few channels).
 
 ``exact``
-    The model's own computation in fp32, laid out for speed: the learned blocks run channels-last, and the last
-    convolution (many channels in, one out, the slowest layer in oneDNN) runs as a depthwise convolution whose
-    channels are summed, the same sum in another order.
+    fp32 throughout, and the handcrafted block computed as the model does (Sobel of a replicate-padded first
+    derivative). Agrees with the model, and with kornia's KeyNet, to float rounding.
 
 ``fast``
     What makes it fast without changing what it detects:
 
-    - the five derivatives (dx, dy, dxx, dxy, dyy) come from one fixed 5x5 convolution of the image;
-    - BatchNorm is folded into the convolution before it;
-    - channels-last layout throughout;
-    - bfloat16 for the learned blocks where the hardware has native bf16 (AMX/AVX-512-BF16 CPUs, CUDA), while the
+    - the five derivatives (dx, dy, dxx, dxy, dyy) come from one fixed 5x5 convolution of the image; they differ
+      from ``exact`` only on the two-pixel image border, where ``exact`` pads the first derivative again (detection
+      ignores a 15-pixel border);
+    - bfloat16 for the learned blocks where the hardware has native bf16 (AMX / AVX-512-BF16 CPUs, CUDA), while the
       derivatives, their products and the last convolution stay fp32: rounding the response itself reorders
       near-equal maxima and loses top-ranked keypoints, rounding the hidden activations does not;
-    - on CUDA, the learned blocks in bf16 as well (``torch.compile`` is optional, through ``compile=True``).
-
-    The derivative maps differ from ``exact`` only on the two-pixel border, where ``exact`` pads the first
-    derivative again before the second; detection ignores a 15-pixel border.
+    - ``compile=True`` wraps it in ``torch.compile`` on CUDA.
 """
 
 from __future__ import annotations
 
+import ctypes
+import sys
 from typing import Callable
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import KeyNet, check_model_input, pyramid_down, sobel_kernels
+from .model import KeyNet, check_model_input, binomial_kernel_1d, pyramid_down, sobel_kernels
 
 MODES = ("exact", "fast")
 
@@ -44,6 +52,24 @@ def native_bf16(device: torch.device) -> bool:
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed blocks instead of returning them to the system.
+
+    Eager inference allocates and frees the same large activations every frame; by default glibc returns blocks
+    over 32 MB (and the heap top) to the kernel, and every frame then pays page faults on fresh memory (about
+    20 ms a frame at 640x480 on a 2-core VM). A process-wide setting, so real-time entry points (the app, the CLI,
+    the benchmarks, for every peer alike) call it, not the library on import. Returns False off glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 30))
+
+
 def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight and bias of one convolution equal to ``bn(conv(x))`` with ``bn`` in eval mode."""
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
@@ -55,123 +81,176 @@ def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, t
 def derivative_kernels() -> torch.Tensor:
     """The 5x5 kernels of dx, dy, dxx, dxy, dyy as Key.Net composes them (Sobel of Sobel), shape (5, 1, 5, 5)."""
     sobel = sobel_kernels()  # (2, 1, 3, 3)
-    first = F.pad(sobel, (1, 1, 1, 1))  # 3x3 -> 5x5, centred
-    # A correlation of a correlation is a correlation with the full convolution of the two kernels.
-    second = F.conv2d(first, sobel.flip(-1, -2), padding=1)  # (2, 2, 5, 5): d?/dx, d?/dy
-    dxx, dxy = second[0, 0], second[0, 1]
-    dyy = second[1, 1]
-    return torch.stack([first[0, 0], first[1, 0], dxx, dxy, dyy])[:, None]
+    first = F.pad(sobel, (1, 1, 1, 1))  # centred in 5x5
+    # A correlation of a correlation is a correlation with the convolution of the two kernels.
+    second = F.conv2d(first, sobel.flip(-1, -2), padding=1)  # (2, 2, 5, 5): [d/dx, d/dy] of [dx, dy]
+    return torch.stack([first[0, 0], first[1, 0], second[0, 0], second[0, 1], second[1, 1]])[:, None]
 
 
-def depthwise_sum_weight(conv: nn.Conv2d) -> torch.Tensor:
-    """Depthwise weight (C, 1, k, k) whose channel sum equals a C->1 convolution."""
-    return conv.weight.detach()[0][:, None].clone()
+# Sobel d/dx and d/dy as separable (x kernel, y kernel) pairs; their outer products are ``sobel_kernels()``.
+SOBEL_X_SEPARABLE = (np.array([-1.0, 0.0, 1.0], np.float32) / 2, np.array([1.0, 2.0, 1.0], np.float32) / 4)
+SOBEL_Y_SEPARABLE = (SOBEL_X_SEPARABLE[1], SOBEL_X_SEPARABLE[0])
 
 
-class ExactResponse(nn.Module):
-    """The model's response in fp32, laid out for speed (see the module docstring)."""
+def composed(first: tuple[np.ndarray, np.ndarray], then: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The separable kernel of correlating with ``first`` and then ``then`` (the convolution of the kernels)."""
+    return np.convolve(first[0], then[0]).astype(np.float32), np.convolve(first[1], then[1]).astype(np.float32)
 
-    def __init__(self, model: KeyNet) -> None:
+
+def separable_derivative_kernels() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Separable 5-tap (x kernel, y kernel) pairs whose outer products are ``derivative_kernels()``."""
+    x, y = SOBEL_X_SEPARABLE, SOBEL_Y_SEPARABLE
+    delta = (np.array([0.0, 1.0, 0.0], np.float32),) * 2  # pads a 3-tap kernel to 5 taps, centred
+    return [composed(x, delta), composed(y, delta), composed(x, x), composed(x, y), composed(y, y)]
+
+
+def filter_planes(planes: torch.Tensor, kernel: tuple[np.ndarray, np.ndarray]) -> torch.Tensor:
+    """Correlate each (H, W) plane of a (B, H, W) CPU float32 tensor with a separable kernel; replicated borders."""
+    kx, ky = kernel
+    out = [torch.from_numpy(cv2.sepFilter2D(p.numpy(), -1, kx, ky, borderType=cv2.BORDER_REPLICATE)) for p in planes]
+    return out[0][None] if len(out) == 1 else torch.stack(out)
+
+
+def handcrafted_maps(dx: torch.Tensor, dy: torch.Tensor, dxx: torch.Tensor, dxy: torch.Tensor, dyy: torch.Tensor) -> torch.Tensor:
+    """The ten handcrafted maps from five (B, H, W) derivatives, as a channels-last (B, 10, H, W) tensor."""
+    maps = torch.stack([dx, dy, dx * dx, dy * dy, dx * dy, dxy, dxy * dxy, dxx, dyy, dxx * dyy], -1)
+    return maps.permute(0, 3, 1, 2)
+
+
+def resize_bilinear(x: torch.Tensor, size: tuple[int, int], opencv: bool) -> torch.Tensor:
+    """Bilinear resize (half-pixel centres, like ``align_corners=False``), by OpenCV if ``opencv`` on the CPU.
+
+    Shape:
+        (B, C, H, W) -> (B, C, size[0], size[1]); channels-last in, channels-last out with OpenCV.
+    """
+    if not opencv or x.device.type != "cpu" or x.dtype != torch.float32:
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    hwc = x.permute(0, 2, 3, 1).contiguous()
+    out = [cv2.resize(image.numpy(), (size[1], size[0]), interpolation=cv2.INTER_LINEAR) for image in hwc]
+    out = [torch.from_numpy(o.reshape(size[0], size[1], -1)) for o in out]
+    return (out[0][None] if len(out) == 1 else torch.stack(out)).permute(0, 3, 1, 2)
+
+
+def pyramid_down_opencv(x: torch.Tensor, factor: float, opencv: bool) -> torch.Tensor:
+    """``keynet.model.pyramid_down``, by OpenCV if ``opencv`` on the CPU (its reflect-101 border = torch's reflect)."""
+    if not opencv or x.device.type != "cpu" or x.dtype != torch.float32:
+        return pyramid_down(x, factor)
+    kernel = binomial_kernel_1d().numpy()
+    b, c, h, w = x.shape
+    size = (int(w / factor), int(h / factor))
+    planes = x.reshape(b * c, h, w).numpy()
+    out = [
+        cv2.resize(cv2.sepFilter2D(p, -1, kernel, kernel, borderType=cv2.BORDER_REFLECT_101), size,
+                   interpolation=cv2.INTER_LINEAR)
+        for p in planes
+    ]
+    return torch.from_numpy(np.stack(out)).reshape(b, c, size[1], size[0])
+
+
+class FastKeyNetResponse(nn.Module):
+    """Key.Net's response with folded BatchNorm and a split last convolution (see the module docstring).
+
+    Args:
+        model: the trained model (read once; later changes to it are not seen).
+        fused_derivatives: derivatives from one 5x5 convolution (``fast``) or as the model computes them.
+        block_dtype: dtype of the learned blocks (float32, or bfloat16 for ``fast`` on capable hardware).
+        opencv: on the CPU, blur and resize the pyramid with OpenCV rather than torch.
+
+    Shape:
+        (B, 1, H, W) -> (B, 1, H, W) float32.
+    """
+
+    def __init__(
+        self, model: KeyNet, fused_derivatives: bool, block_dtype: torch.dtype = torch.float32, opencv: bool = True
+    ) -> None:
         super().__init__()
-        self.model = model
-        if model.has_last_conv:
-            self.register_buffer("last_weight", depthwise_sum_weight(model.last_conv[0]))
-            self.register_buffer("last_bias", model.last_conv[0].bias.detach().clone())
-
-    def learned(self, x: torch.Tensor) -> torch.Tensor:
-        hc = self.model.feature_extractor.hc_block(x)
-        return self.model.feature_extractor.lb_block(hc.contiguous(memory_format=torch.channels_last))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_model_input(x)
-        h, w = x.shape[-2:]
-        feats = [self.learned(x)]
-        for _ in range(1, self.model.conf["num_levels"]):
-            x = pyramid_down(x, self.model.conf["pyramid_factor"])
-            feats.append(F.interpolate(self.learned(x), size=(h, w), mode="bilinear", align_corners=False))
-        if not self.model.has_last_conv:
-            return feats[0].contiguous()
-        stacked = torch.cat(feats, 1).contiguous(memory_format=torch.channels_last)
-        pad = self.last_weight.shape[-1] // 2
-        depthwise = F.conv2d(stacked, self.last_weight, padding=pad, groups=stacked.shape[1])
-        return torch.relu(depthwise.sum(1, keepdim=True) + self.last_bias.view(1, -1, 1, 1))
-
-
-class FastResponse(nn.Module):
-    """Folded, fused and mixed-precision response (see the module docstring)."""
-
-    def __init__(self, model: KeyNet, reduced_precision: bool) -> None:
-        super().__init__()
-        self.conf = dict(model.conf)
+        self.num_levels = int(model.conf["num_levels"])
+        self.pyramid_factor = float(model.conf["pyramid_factor"])
         self.has_last_conv = model.has_last_conv
-        self.register_buffer("derivatives", derivative_kernels())
-        weights, biases = [], []
+        self.fused_derivatives = fused_derivatives
+        self.opencv = opencv
+        self.separable = separable_derivative_kernels()
+        self.register_buffer("sobel", sobel_kernels())
+        self.register_buffer("derivative_weight", derivative_kernels())
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
         for block in model.feature_extractor.lb_block:
             w, b = fold_batchnorm(block[0], block[1])
-            weights.append(w.contiguous(memory_format=torch.channels_last))
-            biases.append(b)
-        self.weights = nn.ParameterList([nn.Parameter(w, requires_grad=False) for w in weights])
-        self.biases = nn.ParameterList([nn.Parameter(b, requires_grad=False) for b in biases])
-        self.reduced = reduced_precision
-        if model.has_last_conv:
-            self.register_buffer("last_weight", depthwise_sum_weight(model.last_conv[0]))
-            self.register_buffer("last_bias", model.last_conv[0].bias.detach().clone())
-        self.half_weights: list[tuple[torch.Tensor, torch.Tensor]] = []
+            self.weights.append(nn.Parameter(w.to(block_dtype).contiguous(memory_format=torch.channels_last), False))
+            self.biases.append(nn.Parameter(b.to(block_dtype), False))
+        if self.has_last_conv:
+            conv = model.last_conv[0]
+            # (1, L*M, k, k) -> L depthwise weights (M, 1, k, k), one per pyramid level.
+            per_level = conv.weight.detach()[0].chunk(self.num_levels, 0)
+            self.level_weights = nn.ParameterList([nn.Parameter(w[:, None].clone(), False) for w in per_level])
+            self.register_buffer("last_bias", conv.bias.detach().clone())
 
-    def _blocks(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        if not self.reduced:
-            return list(zip(self.weights, self.biases))
-        if not self.half_weights or self.half_weights[0][0].device != self.weights[0].device:
-            self.half_weights = [(w.to(torch.bfloat16), b.to(torch.bfloat16)) for w, b in zip(self.weights, self.biases)]
-        return self.half_weights
+    def derivatives(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """dx, dy, dxx, dxy, dyy of a (B, 1, H, W) image, each (B, H, W)."""
+        if self.opencv and x.device.type == "cpu":
+            image = x[:, 0]
+            if self.fused_derivatives:
+                return [filter_planes(image, k) for k in self.separable]
+            dx, dy = filter_planes(image, SOBEL_X_SEPARABLE), filter_planes(image, SOBEL_Y_SEPARABLE)
+            return [dx, dy, filter_planes(dx, SOBEL_X_SEPARABLE), filter_planes(dx, SOBEL_Y_SEPARABLE),
+                    filter_planes(dy, SOBEL_Y_SEPARABLE)]
+        if self.fused_derivatives:
+            return list(F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), self.derivative_weight).unbind(1))
+        first = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.sobel)
+        second = F.conv2d(F.pad(first, (1, 1, 1, 1), mode="replicate"), self.sobel.repeat(2, 1, 1, 1), groups=2)
+        dxx, dxy, _, dyy = second.unbind(1)
+        return [*first.unbind(1), dxx, dxy, dyy]
+
+    def handcrafted(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = self.weights[0].dtype
+        return handcrafted_maps(*(d.to(dtype) for d in self.derivatives(x)))
 
     def learned(self, x: torch.Tensor) -> torch.Tensor:
-        d = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), self.derivatives)
-        dx, dy, dxx, dxy, dyy = d.unbind(1)
-        hc = torch.stack([dx, dy, dx * dx, dy * dy, dx * dy, dxy, dxy * dxy, dxx, dyy, dxx * dyy], 1)
-        blocks = self._blocks()
-        y = hc.contiguous(memory_format=torch.channels_last).to(blocks[0][0].dtype)
-        for w, b in blocks:
+        y = self.handcrafted(x)
+        for w, b in zip(self.weights, self.biases):
             y = torch.relu_(F.conv2d(y, w, b, padding=w.shape[-1] // 2))
-        return y
+        return y.float()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_model_input(x)
-        h, w = x.shape[-2:]
-        feats = [self.learned(x)]
-        for _ in range(1, self.conf["num_levels"]):
-            x = pyramid_down(x, self.conf["pyramid_factor"])
-            feats.append(F.interpolate(self.learned(x), size=(h, w), mode="bilinear", align_corners=False))
         if not self.has_last_conv:
-            return feats[0].float().contiguous()
-        stacked = torch.cat(feats, 1).float().contiguous(memory_format=torch.channels_last)
-        pad = self.last_weight.shape[-1] // 2
-        depthwise = F.conv2d(stacked, self.last_weight, padding=pad, groups=stacked.shape[1])
-        return torch.relu(depthwise.sum(1, keepdim=True) + self.last_bias.view(1, -1, 1, 1))
+            return self.learned(x).contiguous()
+        h, w = x.shape[-2:]
+        pad = self.level_weights[0].shape[-1] // 2
+        total = None
+        for level, weight in enumerate(self.level_weights):
+            if level > 0:
+                x = pyramid_down_opencv(x, self.pyramid_factor, self.opencv)
+            feats = self.learned(x)
+            if level > 0:
+                feats = resize_bilinear(feats, (h, w), self.opencv)
+            part = F.conv2d(feats, weight, padding=pad, groups=weight.shape[0])
+            total = part if total is None else total.add_(part)
+        return torch.relu_(total.sum(1, keepdim=True).add_(self.last_bias.view(1, 1, 1, 1)))
 
 
 def response_function(
     model: KeyNet, mode: str = "exact", device: str | torch.device = "cpu", compile: bool = False
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A callable (B, 1, H, W) -> (B, 1, H, W) computing ``model``'s response in the given mode, without gradients.
+    """A callable (B, 1, H, W) -> (B, 1, H, W) float32 computing ``model``'s response, without gradients.
 
     Args:
-        model: a Key.Net or Tiny-Key.Net; put in eval mode and moved to ``device``.
+        model: a trained Key.Net or Tiny-Key.Net (eval mode is used; the model itself is not modified).
         mode: ``"exact"`` or ``"fast"``.
         device: where the computation runs.
-        compile: wrap the fast module in ``torch.compile`` (CUDA only; ignored on the CPU).
+        compile: wrap the module in ``torch.compile`` (CUDA only; ignored on the CPU).
     """
     if mode not in MODES:
         raise ValueError(f"unknown inference mode {mode!r}; expected one of {MODES}")
     device = torch.device(device)
-    model = model.eval().to(device)
-    if mode == "exact":
-        module: nn.Module = ExactResponse(model)
-    else:
-        module = FastResponse(model, reduced_precision=native_bf16(device)).to(device)
-        if compile and device.type == "cuda":
-            module = torch.compile(module, dynamic=True)
-    module.eval()
+    was_training = model.training
+    model.eval()
+    fast = mode == "fast"
+    dtype = torch.bfloat16 if fast and native_bf16(device) else torch.float32
+    module: nn.Module = FastKeyNetResponse(model, fused_derivatives=fast, block_dtype=dtype).to(device).eval()
+    model.train(was_training)
+    if compile and device.type == "cuda":
+        module = torch.compile(module, dynamic=True)
 
     @torch.inference_mode()
     def respond(x: torch.Tensor) -> torch.Tensor:

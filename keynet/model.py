@@ -39,10 +39,15 @@ def sobel_kernels() -> torch.Tensor:
     return torch.stack([_SOBEL_X, _SOBEL_X.t()])[:, None]
 
 
+def binomial_kernel_1d() -> torch.Tensor:
+    """The 5-tap binomial (1, 4, 6, 4, 1) / 16, shape (5,): one axis of the pyramid blur."""
+    return _BINOMIAL_5 / _BINOMIAL_5.sum()
+
+
 def pyramid_blur_kernel() -> torch.Tensor:
     """The 5x5 binomial blur applied before each pyramid downsampling, shape (1, 1, 5, 5), summing to 1."""
-    k = _BINOMIAL_5[:, None] * _BINOMIAL_5[None, :]
-    return (k / k.sum())[None, None]
+    k = binomial_kernel_1d()
+    return (k[:, None] * k[None, :])[None, None]
 
 
 def sobel_gradient(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
