@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 
-from .detect import Keypoints, KeyNetDetector
+from .detect import KeyNetDetector, Keypoints
 from .files import atomic_path
 from .image import read_image
 from .weights import WeightsError, default_weights, load_model

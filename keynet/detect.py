@@ -21,8 +21,9 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -62,10 +63,10 @@ class Keypoints:
         """(N, 4) float32 array of x, y, scale, score (the layout of the authors' keypoint files)."""
         return torch.cat([self.xy, self.scale[:, None], self.score[:, None]], 1).detach().cpu().float().numpy()
 
-    def to(self, device: str | torch.device) -> "Keypoints":
+    def to(self, device: str | torch.device) -> Keypoints:
         return Keypoints(self.xy.to(device), self.scale.to(device), self.score.to(device), self.size_multiplier)
 
-    def top(self, k: int) -> "Keypoints":
+    def top(self, k: int) -> Keypoints:
         """The ``k`` best keypoints (all of them when there are fewer)."""
         return Keypoints(self.xy[:k], self.scale[:k], self.score[:k], self.size_multiplier)
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import KeyNet, check_model_input, binomial_kernel_1d, pyramid_down, sobel_kernels
+from .model import KeyNet, binomial_kernel_1d, check_model_input, pyramid_down, sobel_kernels
 
 MODES = ("exact", "fast")
 

@@ -1,0 +1,130 @@
+"""Detection: NMS, borders, top-K, the authors' multi-scale budget, conversions, batches and fast-mode agreement."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from kornia.feature import KeyNetDetector as KorniaKeyNetDetector
+
+from keynet.detect import KeyNetDetector, level_budgets, nms_maxima, top_maxima
+from keynet.image import to_grey_tensor
+from keynet.weights import load_checkpoint, load_model
+
+from .conftest import DATA, SHARED, TEST_IMAGE, require_shared
+
+
+def peaks(shape, points):
+    """A (1, 1, H, W) map of zeros with the given (x, y, value) peaks."""
+    r = torch.zeros(1, 1, *shape)
+    for x, y, v in points:
+        r[0, 0, y, x] = v
+    return r
+
+
+def test_a_single_peak_gives_one_keypoint_at_its_pixel():
+    maxima = nms_maxima(peaks((60, 80), [(40, 25, 3.0)]), nms_size=15, border=15, threshold=0.0)
+    xy, score = top_maxima(maxima[0, 0], 10)
+    assert xy.tolist() == [[40, 25]] and score.tolist() == [3.0]
+
+
+def test_a_weaker_peak_inside_the_window_is_suppressed_and_one_outside_is_kept():
+    r = peaks((60, 80), [(30, 30, 5.0), (36, 30, 4.0), (50, 30, 2.0)])  # 6 px apart (< 7), then 20 px
+    xy, score = top_maxima(nms_maxima(r, 15, 15, 0.0)[0, 0], 10)
+    assert xy.tolist() == [[30, 30], [50, 30]] and score.tolist() == [5.0, 2.0]
+
+
+def test_a_plateau_is_not_a_maximum():
+    r = torch.full((1, 1, 60, 80), 1.5)
+    assert not nms_maxima(r, 15, 15, 0.0).any()
+
+
+def test_border_and_threshold_remove_points():
+    r = peaks((60, 80), [(5, 30, 9.0), (40, 30, 0.5), (60, 30, 2.0)])
+    xy, _ = top_maxima(nms_maxima(r, 15, 15, threshold=1.0)[0, 0], 10)
+    assert xy.tolist() == [[60, 30]]
+
+
+def test_nms_size_must_be_odd():
+    with pytest.raises(ValueError, match="odd"):
+        nms_maxima(torch.zeros(1, 1, 40, 40), 4, 0, 0.0)
+
+
+def test_level_budgets_reproduce_the_authors_keypoint_file(test_image):
+    # The authors' multi-scale extraction wrote this file with 1500 points, 1 level up and 4 down, factor sqrt 2.
+    authors = np.load(require_shared(SHARED / "reference" / "keynet_official" / "test_im_tf_keypoints.npy"))
+    scales, counts = np.unique(np.round(authors[:, 2], 3), return_counts=True)
+    assert level_budgets(1500, 6, 1, math.sqrt(2)) == counts[np.argsort(scales)].tolist()
+
+
+@pytest.fixture(scope="module")
+def authors_model():
+    return load_model(require_shared(SHARED / "reference" / "keynet_official" / "keynet_pytorch.pth"))
+
+
+def test_multi_scale_shares_points_out_per_level(authors_model):
+    image = cv2.imread(str(require_shared(TEST_IMAGE)))
+    kps = KeyNetDetector(authors_model, num_keypoints=1500).detect(image)[0]
+    scales, counts = np.unique(kps.scale.numpy(), return_counts=True)
+    np.testing.assert_allclose(scales, [2**-0.5, 1, 2**0.5, 2, 2**1.5, 4], rtol=1e-6)
+    assert counts.tolist() == level_budgets(1500, 6, 1, math.sqrt(2))
+    assert torch.all(kps.score[:-1] >= kps.score[1:])
+    h, w = image.shape[:2]
+    assert kps.xy[:, 0].min() >= 15 * 2**-0.5 and kps.xy[:, 0].max() < w - 10
+    assert kps.xy[:, 1].min() >= 15 * 2**-0.5 and kps.xy[:, 1].max() < h - 10
+
+
+def test_single_scale_matches_kornia_on_one_level(authors_model, authors_weights):
+    # kornia's detector on the image level alone (same strict NMS, same 15 px border) is an independent reference.
+    image = cv2.imread(str(require_shared(TEST_IMAGE)))
+    ours = KeyNetDetector(authors_model, num_keypoints=500, multi_scale=False).detect(image)[0]
+    kornia = KorniaKeyNetDetector(pretrained=False, num_features=500).eval()
+    kornia.model.load_state_dict(load_checkpoint(authors_weights)["state_dict"])
+    with torch.no_grad():
+        scores, lafs = kornia.detect_features_on_single_level(to_grey_tensor(image), 500, (1.0, 1.0))
+    theirs = lafs[0, :, :, 2][scores.view(-1) > 0]
+    assert len(ours) == len(theirs) == 500
+    assert set(map(tuple, ours.xy.int().tolist())) == set(map(tuple, theirs.int().tolist()))
+
+
+def test_batches_give_the_same_keypoints_as_single_images(authors_model):
+    a = cv2.imread(str(require_shared(DATA / "oxford" / "leuven" / "img1.ppm")))[:320, :400]
+    b = cv2.imread(str(require_shared(DATA / "oxford" / "leuven" / "img2.ppm")))[:320, :400]
+    detector = KeyNetDetector(authors_model, num_keypoints=300)
+    batch = to_grey_tensor(torch.from_numpy(np.stack([a, b])[..., ::-1].copy()).permute(0, 3, 1, 2))
+    together = detector.detect(batch)
+    for image, kps in zip((a, b), together):
+        alone = detector.detect(image)[0]
+        torch.testing.assert_close(kps.xy, alone.xy)
+        torch.testing.assert_close(kps.score, alone.score, rtol=1e-5, atol=1e-3)
+
+
+def test_conversions_to_opencv_and_kornia(authors_model):
+    image = cv2.imread(str(require_shared(TEST_IMAGE)))
+    kps = KeyNetDetector(authors_model, num_keypoints=50, multi_scale=False).detect(image)[0]
+    cv_kps = kps.to_cv2()
+    assert len(cv_kps) == 50
+    np.testing.assert_allclose([k.pt for k in cv_kps], kps.xy.numpy(), rtol=1e-6)
+    np.testing.assert_allclose([k.size for k in cv_kps], kps.sizes.numpy(), rtol=1e-6)
+    np.testing.assert_allclose([k.response for k in cv_kps], kps.score.numpy(), rtol=1e-6)
+    from kornia.feature import get_laf_center, get_laf_scale
+
+    laf = kps.to_laf()
+    assert laf.shape == (1, 50, 2, 3)
+    torch.testing.assert_close(get_laf_center(laf)[0], kps.xy)
+    torch.testing.assert_close(get_laf_scale(laf)[0, :, 0, 0], kps.sizes)
+
+
+@pytest.mark.parametrize("multi_scale", [True, False])
+def test_fast_mode_keeps_95_percent_of_exact_keypoints(authors_model, multi_scale):
+    paths = [TEST_IMAGE, DATA / "oxford" / "leuven" / "img1.ppm", DATA / "train_photos" / "lightglue_sacre_coeur1.jpg"]
+    exact = KeyNetDetector(authors_model, num_keypoints=1000, multi_scale=multi_scale, mode="exact")
+    fast = KeyNetDetector(authors_model, num_keypoints=1000, multi_scale=multi_scale, mode="fast")
+    for path in paths:
+        image = cv2.imread(str(require_shared(path)))
+        e, f = exact.detect(image)[0], fast.detect(image)[0]
+        kept = (torch.cdist(e.xy, f.xy).min(1).values <= 1.0).float().mean()
+        assert kept >= 0.95, (path, float(kept))
