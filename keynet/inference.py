@@ -20,9 +20,10 @@ Both use the same algebra as the model, rearranged for speed:
     - the five derivatives (dx, dy, dxx, dxy, dyy) come from one fixed 5x5 convolution of the image; they differ
       from ``exact`` only on the two-pixel image border, where ``exact`` pads the first derivative again (detection
       ignores a 15-pixel border);
-    - bfloat16 for the learned blocks where the hardware has native bf16 (AMX / AVX-512-BF16 CPUs, CUDA), while the
-      derivatives, their products and the last convolution stay fp32: rounding the response itself reorders
-      near-equal maxima and loses top-ranked keypoints, rounding the hidden activations does not;
+    - bfloat16 for the handcrafted maps and the learned blocks where the hardware has native bf16 (AMX /
+      AVX-512-BF16 CPUs, CUDA); the derivatives are filtered in fp32, and the merge of the levels and the last
+      convolution stay fp32: rounding the response itself reorders near-equal maxima and loses top-ranked
+      keypoints, rounding the hidden activations does not;
     - ``compile=True`` wraps it in ``torch.compile`` on CUDA.
 """
 
