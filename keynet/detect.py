@@ -7,10 +7,10 @@ is shared out over the levels in proportion to their area, and a level that find
 hands the rest to the next one. A keypoint found on a level keeps that level's integer pixel, mapped back to the
 image by the level's size ratio, and the level's nominal scale (1 at the image, sqrt 2 one level down, ...).
 
-NMS: a point is kept when it is strictly greater than the rest of its ``nms_size`` window (as kornia's NMS; the
-authors' ``==`` test also keeps every pixel of a flat region) and exceeds ``score_threshold``; the border strip is
-removed after the suppression, so a strong response inside the strip still suppresses a weaker one
-beside it (removing it first would turn the strip's inner edge into false maxima).
+NMS (``local_maxima``): a point is kept when it is strictly greater than the rest of its ``nms_size`` window (as
+kornia's NMS; the authors' ``==`` test also keeps every pixel of a flat region) and exceeds ``score_threshold``; the
+border strip is removed after the suppression, so a strong response inside the strip still suppresses a weaker
+one beside it (removing it first would turn the strip's inner edge into false maxima).
 
 Example:
     >>> detector = KeyNetDetector(model, num_keypoints=1000)
@@ -92,34 +92,44 @@ def empty_keypoints(device: torch.device | str = "cpu", size_multiplier: float =
     return Keypoints(torch.zeros(0, 2, device=device), z, z.clone(), size_multiplier)
 
 
-def neighbourhood_max(response: torch.Tensor, window: int) -> torch.Tensor:
-    """The maximum over each ``window`` x ``window`` neighbourhood, the centre itself excluded.
+def window_max(response: torch.Tensor, window: int) -> torch.Tensor:
+    """The maximum over each ``window`` x ``window`` neighbourhood (outside the image counts as -inf).
 
-    Args:
-        response: (B, 1, H, W).
-        window: odd window side, >= 3.
+    OpenCV's dilation on the CPU (a van Herk/Gil-Werman filter, ~100x faster than ``max_pool2d`` there).
 
-    Returns:
-        (B, 1, H, W); outside the image counts as -inf.
+    Shape:
+        (B, 1, H, W) -> (B, 1, H, W).
     """
-    r = window // 2
-    h, w = response.shape[-2:]
-    padded = F.pad(response, (r, r, r, r), value=float("-inf"))
-    rows = F.max_pool2d(padded, (1, window), stride=1)  # (B, 1, H + 2r, W): whole window width, every row
-    row_runs = F.max_pool2d(rows, (r, 1), stride=1)  # runs of r rows: index i covers padded rows i .. i + r - 1
-    above, below = row_runs[..., :h, :], row_runs[..., r + 1 : r + 1 + h, :]
-    centre_row = padded[..., r : r + h, :]
-    col_runs = F.max_pool2d(centre_row, (1, r), stride=1)
-    left, right = col_runs[..., :w], col_runs[..., r + 1 : r + 1 + w]
-    return torch.maximum(torch.maximum(above, below), torch.maximum(left, right))
+    if response.device.type == "cpu" and response.dtype == torch.float32:
+        kernel = np.ones((window, window), np.uint8)
+        planes = [cv2.dilate(p.numpy(), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=float("-inf"))
+                  for p in response[:, 0]]
+        return torch.from_numpy(np.stack(planes))[:, None]
+    return F.max_pool2d(response, window, stride=1, padding=window // 2)
 
 
-def nms_maxima(response: torch.Tensor, nms_size: int, border: int, threshold: float) -> torch.Tensor:
-    """Scores of the strict local maxima, zero elsewhere.
+def _has_equal_neighbour(padded: torch.Tensor, b: torch.Tensor, y: torch.Tensor, x: torch.Tensor, radius: int,
+                         pad: int) -> torch.Tensor:
+    """For each point, whether another pixel within ``radius`` (Chebyshev) has exactly its value."""
+    offsets = torch.arange(-radius, radius + 1, device=padded.device)
+    dy, dx = torch.meshgrid(offsets, offsets, indexing="ij")
+    centre = dy.numel() // 2
+    dy = torch.cat([dy.reshape(-1)[:centre], dy.reshape(-1)[centre + 1 :]])
+    dx = torch.cat([dx.reshape(-1)[:centre], dx.reshape(-1)[centre + 1 :]])
+    value = padded[b, y + pad, x + pad]
+    around = padded[b[:, None], (y + pad)[:, None] + dy, (x + pad)[:, None] + dx]
+    return (around == value[:, None]).any(1)
 
-    A point is kept when it is strictly greater than every other response in its ``nms_size`` window and exceeds
-    ``threshold``. Strictness matters: a flat region (a saturated sky, a black frame) has a constant response, and
-    a ``==`` test would report every pixel of it as a maximum.
+
+def local_maxima(
+    response: torch.Tensor, nms_size: int, border: int, threshold: float
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Strict local maxima of each response map, strongest first.
+
+    A point is kept when it is strictly greater than every other response in its ``nms_size`` window, exceeds
+    ``threshold`` and lies outside the ``border`` strip. Strictness matters: a flat region (a saturated sky, a
+    black frame) has a constant response, and an ``==`` test would report every pixel of it. The strip is removed
+    after the suppression, so a strong response inside it still suppresses a weaker one beside it.
 
     Args:
         response: (B, 1, H, W) response.
@@ -128,32 +138,35 @@ def nms_maxima(response: torch.Tensor, nms_size: int, border: int, threshold: fl
         threshold: a maximum must exceed it.
 
     Returns:
-        (B, 1, H, W) map holding the response at kept maxima and 0 elsewhere.
+        Per image: (N, 2) long xy pixel coordinates and (N,) scores, sorted by score (descending).
     """
     if nms_size < 1 or nms_size % 2 == 0:
         raise ValueError(f"nms_size must be a positive odd number; got {nms_size}")
-    keep = response > threshold
+    r = response[:, 0]
+    candidates = r > threshold
     if nms_size > 1:
-        keep &= response > neighbourhood_max(response, nms_size)
-    h, w = response.shape[-2:]
+        candidates &= r == window_max(response, nms_size)[:, 0]
     if border > 0:
-        inside = torch.zeros(h, w, dtype=torch.bool, device=response.device)
-        inside[border : h - border, border : w - border] = True
-        keep &= inside
-    return torch.where(keep, response, torch.zeros((), dtype=response.dtype, device=response.device))
-
-
-def top_maxima(maxima: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``k`` strongest non-zero entries of one (H, W) maxima map: (n, 2) integer xy and (n,) scores, n <= k."""
-    flat = maxima.reshape(-1)
-    k = min(k, int(flat.numel()))
-    if k <= 0:
-        return torch.zeros(0, 2, dtype=torch.long, device=maxima.device), flat[:0]
-    scores, idx = torch.topk(flat, k)
-    valid = scores > 0
-    scores, idx = scores[valid], idx[valid]
-    w = maxima.shape[-1]
-    return torch.stack([idx % w, idx // w], 1), scores
+        h, w = r.shape[-2:]
+        candidates[:, :border] = False
+        candidates[:, h - border :] = False
+        candidates[:, :, :border] = False
+        candidates[:, :, w - border :] = False
+    b, y, x = candidates.nonzero(as_tuple=True)
+    if nms_size > 1 and len(b):
+        pad = nms_size // 2
+        padded = F.pad(r, (pad, pad, pad, pad), value=float("-inf"))
+        # Ties: first the 8 neighbours (removes flat regions cheaply), then the rest of the window.
+        for radius in (1, pad) if pad > 1 else (1,):
+            keep = ~_has_equal_neighbour(padded, b, y, x, radius, pad)
+            b, y, x = b[keep], y[keep], x[keep]
+    scores = r[b, y, x]
+    out = []
+    for j in range(r.shape[0]):
+        mine = b == j
+        s, order = torch.sort(scores[mine], descending=True, stable=True)
+        out.append((torch.stack([x[mine], y[mine]], 1)[order], s))
+    return out
 
 
 def level_budgets(num_keypoints: int, num_levels: int, up_levels: int, scale_factor: float) -> list[int]:
@@ -228,12 +241,11 @@ class KeyNetDetector:
         k = int(self.conf["num_keypoints"] if num_keypoints is None else num_keypoints)
         if self.conf["multi_scale"]:
             return self._detect_multi_scale(x, k)
-        maxima = self._maxima(x)
-        return [self._keypoints([top_maxima(m[0], k)], [(1.0, 1.0)], [1.0]) for m in maxima]
+        return [self._keypoints([(xy[:k], score[:k])], [(1.0, 1.0)], [1.0]) for xy, score in self._maxima(x)]
 
-    def _maxima(self, x: torch.Tensor) -> torch.Tensor:
+    def _maxima(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         c = self.conf
-        return nms_maxima(self.response(x).float(), c["nms_size"], c["border"], c["score_threshold"])
+        return local_maxima(self.response(x).float(), c["nms_size"], c["border"], c["score_threshold"])
 
     def _keypoints(
         self, found: list[tuple[torch.Tensor, torch.Tensor]], factors: list[tuple[float, float]], scales: list[float]
@@ -263,10 +275,9 @@ class KeyNetDetector:
         budgets = level_budgets(k, ups + downs + 1, ups, f)[: len(levels)]
         found: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in range(b)]
         for idx, (image, _) in enumerate(levels):
-            maxima = self._maxima(image)
-            for j in range(b):
-                wanted = sum(budgets[: idx + 1]) - sum(len(s) for _, s in found[j])
-                found[j].append(top_maxima(maxima[j, 0], wanted))
+            for j, (xy, score) in enumerate(self._maxima(image)):
+                wanted = max(0, sum(budgets[: idx + 1]) - sum(len(s) for _, s in found[j]))
+                found[j].append((xy[:wanted], score[:wanted]))
         factors = [(w / im.shape[-1], h / im.shape[-2]) for im, _ in levels]
         scales = [s for _, s in levels]
         return [self._keypoints(found[j], factors, scales) for j in range(b)]

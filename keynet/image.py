@@ -92,8 +92,14 @@ def to_grey_tensor(image: np.ndarray | torch.Tensor, device: str | torch.device 
             image = image[:, :, None]
         if image.ndim != 3:
             raise ValueError(f"image array has shape {image.shape}; expected (H, W) or (H, W, C)")
-        x = _scale_to_unit(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None])
-        x = _grey_from_channels(x, "bgr")
+        if image.shape[2] not in (1, 3, 4):
+            raise ValueError(f"image has {image.shape[2]} channels; expected 1 (grey), 3 (BGR) or 4 (BGRA)")
+        unit = _scale_to_unit(torch.from_numpy(np.ascontiguousarray(image))).numpy()
+        if unit.shape[2] == 1:
+            grey = unit[:, :, 0]
+        else:  # OpenCV's own BGR(A) -> grey, the same luma weights, several times faster than a weighted sum
+            grey = cv2.cvtColor(unit, cv2.COLOR_BGR2GRAY if unit.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
+        x = torch.from_numpy(np.ascontiguousarray(grey))[None, None]
     elif isinstance(image, torch.Tensor):
         if image.numel() == 0:
             raise ValueError(f"image tensor is empty (shape {tuple(image.shape)})")

@@ -10,7 +10,7 @@ import pytest
 import torch
 from kornia.feature import KeyNetDetector as KorniaKeyNetDetector
 
-from keynet.detect import KeyNetDetector, level_budgets, nms_maxima, top_maxima
+from keynet.detect import KeyNetDetector, level_budgets, local_maxima, window_max
 from keynet.image import to_grey_tensor
 from keynet.weights import load_checkpoint, load_model
 
@@ -26,31 +26,54 @@ def peaks(shape, points):
 
 
 def test_a_single_peak_gives_one_keypoint_at_its_pixel():
-    maxima = nms_maxima(peaks((60, 80), [(40, 25, 3.0)]), nms_size=15, border=15, threshold=0.0)
-    xy, score = top_maxima(maxima[0, 0], 10)
+    xy, score = local_maxima(peaks((60, 80), [(40, 25, 3.0)]), nms_size=15, border=15, threshold=0.0)[0]
     assert xy.tolist() == [[40, 25]] and score.tolist() == [3.0]
 
 
 def test_a_weaker_peak_inside_the_window_is_suppressed_and_one_outside_is_kept():
     r = peaks((60, 80), [(30, 30, 5.0), (36, 30, 4.0), (50, 30, 2.0)])  # 6 px apart (< 7), then 20 px
-    xy, score = top_maxima(nms_maxima(r, 15, 15, 0.0)[0, 0], 10)
+    xy, score = local_maxima(r, 15, 15, 0.0)[0]
     assert xy.tolist() == [[30, 30], [50, 30]] and score.tolist() == [5.0, 2.0]
 
 
 def test_a_plateau_is_not_a_maximum():
     r = torch.full((1, 1, 60, 80), 1.5)
-    assert not nms_maxima(r, 15, 15, 0.0).any()
+    assert len(local_maxima(r, 15, 15, 0.0)[0][0]) == 0
+
+
+def test_two_equal_peaks_in_one_window_are_both_ties_and_dropped():
+    r = peaks((60, 80), [(30, 30, 5.0), (35, 33, 5.0), (60, 30, 1.0)])
+    xy, _ = local_maxima(r, 15, 15, 0.0)[0]
+    assert xy.tolist() == [[60, 30]]
+
+
+def test_window_max_matches_max_pool():
+    r = torch.randn(2, 1, 37, 53)
+    torch.testing.assert_close(window_max(r, 15), torch.nn.functional.max_pool2d(r, 15, 1, 7))
+
+
+def test_strict_maxima_match_an_exhaustive_search():
+    r = torch.randint(0, 6, (1, 1, 40, 50)).float()  # many exact ties
+    xy, _ = local_maxima(r, 5, 3, 0.0)[0]
+    want = set()
+    for y in range(3, 37):
+        for x in range(3, 47):
+            window = r[0, 0, max(0, y - 2) : y + 3, max(0, x - 2) : x + 3]
+            v = r[0, 0, y, x]
+            if v > 0 and (window == v).sum() == 1 and v == window.max():
+                want.add((x, y))
+    assert set(map(tuple, xy.tolist())) == want
 
 
 def test_border_and_threshold_remove_points():
     r = peaks((60, 80), [(5, 30, 9.0), (40, 30, 0.5), (60, 30, 2.0)])
-    xy, _ = top_maxima(nms_maxima(r, 15, 15, threshold=1.0)[0, 0], 10)
+    xy, _ = local_maxima(r, 15, 15, threshold=1.0)[0]
     assert xy.tolist() == [[60, 30]]
 
 
 def test_nms_size_must_be_odd():
     with pytest.raises(ValueError, match="odd"):
-        nms_maxima(torch.zeros(1, 1, 40, 40), 4, 0, 0.0)
+        local_maxima(torch.zeros(1, 1, 40, 40), 4, 0, 0.0)
 
 
 def test_level_budgets_reproduce_the_authors_keypoint_file(test_image):
