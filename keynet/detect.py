@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from .image import to_grey_tensor
-from .inference import response_function
-from .model import MIN_IMAGE_SIDE, KeyNet, pyramid_down
+from .inference import pyramid_down_opencv, resize_bilinear, response_function
+from .model import MIN_IMAGE_SIDE, KeyNet
 
 
 @dataclass
@@ -264,11 +264,11 @@ class KeyNetDetector:
         levels: list[tuple[torch.Tensor, float]] = []  # (image of the level, nominal scale), finest first
         for i in range(ups):
             up = f ** (1 + i)
-            levels.insert(0, (F.interpolate(x, size=(int(h * up), int(w * up)), mode="bilinear", align_corners=False), 1 / up))
+            levels.insert(0, (resize_bilinear(x, (int(h * up), int(w * up)), opencv=True), 1 / up))
         level = x
         for i in range(downs + 1):
             if i > 0:
-                level = pyramid_down(level, f)
+                level = pyramid_down_opencv(level, f, opencv=True)
             if min(level.shape[-2:]) < self.min_image_side:
                 break
             levels.append((level, f**i))
