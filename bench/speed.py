@@ -3,6 +3,7 @@
     python -m bench.speed                 # 640x480, 1280x720 and the paper's 600x600; writes bench/results/
     python -m bench.speed --quick --json  # 640x480 only, one JSON object on stdout
     python -m bench.speed --device cuda
+    python -m bench.speed --update-readme  # also puts the table in README.md
 
 Each implementation is timed on the same image, after warm-up, taking turns run by run so that any background
 load falls on all of them alike; the table gives medians and each one's ratio to kornia's time.
@@ -24,6 +25,7 @@ from kornia.feature import KeyNet as KorniaKeyNet
 from tqdm import tqdm
 
 from bench.machine import describe_machine, machine_line
+from bench.readme import replace_section
 from keynet.files import atomic_write_json, atomic_write_text
 from keynet.inference import keep_freed_memory, response_function
 from keynet.model import KeyNet, TinyKeyNet
@@ -132,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=30, help="timed runs per implementation (at least 20)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
+    parser.add_argument("--update-readme", action="store_true", help="put the table in README.md's speed section")
     args = parser.parse_args(argv)
     if args.runs < 20:
         parser.error("--runs must be at least 20")
@@ -151,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         stem = RESULTS / f"speed-{device.type}"
         atomic_write_json(result, stem.with_suffix(".json"))
         atomic_write_text(markdown(result), stem.with_suffix(".md"))
+    if args.update_readme:
+        replace_section("speed", markdown(result))
     return 0
 
 
