@@ -148,3 +148,26 @@ def test_detect_cli_reports_a_corrupt_image(tmp_path):
     bad.write_bytes(b"\x89PNG not really")
     result = run_cli("detect", str(bad), "--weights", str(tmp_path / "w.pt"))
     assert result.returncode == 2 and "bad.png is not a readable image" in result.stderr
+
+
+def test_detect_cli_without_weights_says_to_pass_them(test_image):
+    from keynet.weights import default_weights
+
+    if default_weights("keynet") is not None:
+        pytest.skip("this checkout ships its own weights, so --weights is optional")
+    result = run_cli("detect", str(test_image), "--out", "unused.png")
+    assert result.returncode == 2 and "--weights" in result.stderr and "no shipped weights" in result.stderr
+
+
+def test_detect_cli_prints_json_and_draws(test_image, authors_weights, tmp_path):
+    import json
+
+    out = tmp_path / "kps.png"
+    result = run_cli("detect", str(test_image), "--weights", str(authors_weights), "--num", "200", "--json",
+                     "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert 0 < doc["count"] <= 200 and set(doc["keypoints"][0]) == {"x", "y", "scale", "score"}
+    import cv2
+
+    assert cv2.imread(str(out)).shape[:2] == cv2.imread(str(test_image)).shape[:2]
