@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from keynet import cli
+from keynet.inference import keep_freed_memory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    keep_freed_memory()
     if args.command is None:
         parser.print_help()
         return 0

@@ -17,9 +17,9 @@ Both use the same algebra as the model, rearranged for speed:
 ``fast``
     What makes it fast without changing what it detects:
 
-    - the five derivatives (dx, dy, dxx, dxy, dyy) come from one fixed 5x5 convolution of the image; they differ
-      from ``exact`` only on the two-pixel image border, where ``exact`` pads the first derivative again (detection
-      ignores a 15-pixel border);
+    - the five derivatives (dx, dy, dxx, dxy, dyy) come straight from the image, each by one fixed 5x5 filter
+      (separable, OpenCV on the CPU); they differ from ``exact`` only on the two-pixel image border, where
+      ``exact`` pads the first derivative again (detection ignores a 15-pixel border);
     - bfloat16 for the handcrafted maps and the learned blocks where the hardware has native bf16 (AMX /
       AVX-512-BF16 CPUs, CUDA); the derivatives are filtered in fp32, and the merge of the levels and the last
       convolution stay fp32: rounding the response itself reorders near-equal maxima and loses top-ranked
@@ -50,7 +50,10 @@ def native_bf16(device: torch.device) -> bool:
         return torch.cuda.is_bf16_supported()
     if device.type != "cpu":
         return False
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN's bf16 query
+        return False
 
 
 def keep_freed_memory() -> bool:
