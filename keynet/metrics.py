@@ -108,30 +108,33 @@ def select_in_mask(points: np.ndarray, mask: np.ndarray, top_k: int | None) -> n
 
 
 @numba.njit(cache=True)
-def greedy_one_to_one(overlap: np.ndarray, min_overlap: float) -> np.ndarray:
-    """Pairs (i, j) taken in decreasing ``overlap``, each row and column once, while overlap >= min_overlap.
+def greedy_one_to_one(rows: np.ndarray, cols: np.ndarray, overlap: np.ndarray, min_overlap: float) -> np.ndarray:
+    """Pairs taken in decreasing ``overlap``, each row and column index once, while overlap >= min_overlap.
 
-    Returns (K, 2) int64 indices.
+    Args:
+        rows, cols: (K,) int64 indices of candidate pairs; overlap: (K,) their overlaps.
+
+    Returns:
+        (P,) int64 positions of the chosen pairs in the candidate arrays.
     """
-    n, m = overlap.shape
-    flat = overlap.ravel()
-    order = np.argsort(-flat, kind="mergesort")
+    order = np.argsort(-overlap, kind="mergesort")
+    n = rows.max() + 1 if len(rows) else 0
+    m = cols.max() + 1 if len(cols) else 0
     used_rows = np.zeros(n, np.bool_)
     used_cols = np.zeros(m, np.bool_)
-    pairs = np.empty((min(n, m), 2), np.int64)
+    chosen = np.empty(min(n, m), np.int64)
     count = 0
     for k in order:
-        if flat[k] < min_overlap or count == min(n, m):
+        if overlap[k] < min_overlap:
             break
-        i, j = k // m, k % m
+        i, j = rows[k], cols[k]
         if used_rows[i] or used_cols[j]:
             continue
         used_rows[i] = True
         used_cols[j] = True
-        pairs[count, 0] = i
-        pairs[count, 1] = j
+        chosen[count] = k
         count += 1
-    return pairs[:count]
+    return chosen[:count]
 
 
 @dataclass
@@ -147,14 +150,22 @@ class Repeatability:
     num_points: int  # min of the two images' counts after the common-region and top-k selection
 
 
-def pairwise_overlaps(c1: np.ndarray, c2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Centre distances, scale-normalised IoU (SL) and fixed-radius IoU (L), each (N1, N2)."""
-    d = np.linalg.norm(c1[:, None, :2] - c2[None, :, :2], axis=2)
-    r1, r2 = np.broadcast_arrays(c1[:, None, 2], c2[None, :, 2])
+def candidate_overlaps(c1: np.ndarray, c2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs close enough to overlap, with their scale-normalised IoU (SL) and fixed-radius IoU (L).
+
+    Normalised radii are at most 30 px, so circles whose centres are 60 px or more apart never overlap.
+
+    Returns:
+        rows, cols (K,) int64, iou_sl (K,), iou_l (K,).
+    """
+    d = np.sqrt(((c1[:, None, :2] - c2[None, :, :2]) ** 2).sum(2))
+    rows, cols = np.nonzero(d < 2 * NORMALISED_RADIUS)
+    dist = d[rows, cols]
+    r1, r2 = c1[rows, 2], c2[cols, 2]
     factor = NORMALISED_RADIUS / np.maximum(np.maximum(r1, r2), np.finfo(float).eps)
-    iou_sl = circle_iou(r1 * factor, r2 * factor, d)
-    iou_l = circle_iou(NORMALISED_RADIUS, NORMALISED_RADIUS, d)
-    return d, iou_sl, iou_l
+    iou_sl = circle_iou(r1 * factor, r2 * factor, dist)
+    iou_l = circle_iou(NORMALISED_RADIUS, NORMALISED_RADIUS, dist)
+    return rows.astype(np.int64), cols.astype(np.int64), iou_sl, iou_l
 
 
 def repeatability(circles1: np.ndarray, circles2: np.ndarray, h: np.ndarray) -> Repeatability:
@@ -168,16 +179,13 @@ def repeatability(circles1: np.ndarray, circles2: np.ndarray, h: np.ndarray) -> 
     n = min(len(circles1), len(circles2))
     if n == 0:
         return Repeatability(0.0, 0.0, 0.0, 0.0, 0, 0, 0)
-    mapped2 = warp_circles(np.linalg.inv(h), circles2)
-    _, iou_sl, iou_l = pairwise_overlaps(circles1, mapped2)
-    pairs_sl = greedy_one_to_one(iou_sl, 1 - MAX_OVERLAP_ERROR)
-    pairs_l = greedy_one_to_one(iou_l, 1 - MAX_OVERLAP_ERROR)
-
-    def mean_error(iou: np.ndarray, pairs: np.ndarray) -> float:
-        return float(np.mean(1 - iou[pairs[:, 0], pairs[:, 1]])) if len(pairs) else 0.0
-
-    return Repeatability(100.0 * len(pairs_sl) / n, 100.0 * len(pairs_l) / n, mean_error(iou_sl, pairs_sl),
-                         mean_error(iou_l, pairs_l), len(pairs_sl), len(pairs_l), n)
+    rows, cols, iou_sl, iou_l = candidate_overlaps(circles1, warp_circles(np.linalg.inv(h), circles2))
+    found = []
+    for iou in (iou_sl, iou_l):
+        chosen = greedy_one_to_one(rows, cols, iou, 1 - MAX_OVERLAP_ERROR)
+        found.append((len(chosen), float(np.mean(1 - iou[chosen])) if len(chosen) else 0.0))
+    (count_sl, error_sl), (count_l, error_l) = found
+    return Repeatability(100.0 * count_sl / n, 100.0 * count_l / n, error_sl, error_l, count_sl, count_l, n)
 
 
 def mutual_nearest_neighbours(desc1: np.ndarray, desc2: np.ndarray) -> np.ndarray:

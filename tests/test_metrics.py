@@ -74,7 +74,9 @@ def test_two_points_competing_for_one_give_one_correspondence():
     two = np.array([[200.0, 200.0, 1.0], [201.0, 200.0, 1.0]])
     rep = repeatability(one, two, np.eye(3))
     assert rep.correspondences_l == 1 and rep.repeatability_l == 100.0
-    assert greedy_one_to_one(np.array([[0.9, 0.8], [0.7, 0.1]]), 0.6).tolist() == [[0, 0]]
+    rows, cols = np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1])
+    assert greedy_one_to_one(rows, cols, np.array([0.9, 0.8, 0.7, 0.1]), 0.6).tolist() == [0]
+    assert greedy_one_to_one(rows, cols, np.array([0.9, 0.8, 0.7, 0.65]), 0.6).tolist() == [0, 3]
 
 
 def test_points_outside_the_common_region_are_not_counted():
