@@ -1,0 +1,174 @@
+"""The settings side panel: model, device, keypoints, NMS, descriptor, ratio and RANSAC thresholds.
+
+Every change is applied live (``changed`` is emitted with the new ``AppSettings``) and remembered between runs in
+``QSettings`` (organisation ``keynet-live``, application ``app``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from PyQt6.QtCore import QSettings, pyqtSignal
+from PyQt6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+MODELS = {"keynet": "Key.Net", "tiny_keynet": "Tiny-Key.Net", "file": "Weights file"}
+DEVICES = {"auto": "Auto", "cuda": "CUDA", "cpu": "CPU"}
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """What the user can change in the side panel; ``model`` is an architecture or ``"file"``."""
+
+    model: str = "keynet"
+    weights_file: str = ""
+    device: str = "auto"
+    num_keypoints: int = 500
+    nms_size: int = 15
+    descriptor: str = ""
+    ratio: float = 0.9
+    ransac_px: float = 3.0
+
+    @classmethod
+    def load(cls, store: QSettings) -> AppSettings:
+        """The settings saved in ``store``; a missing or unreadable value keeps its default."""
+        values = {}
+        for f in fields(cls):
+            default = getattr(cls, f.name)
+            raw = store.value(f"settings/{f.name}", default)
+            try:
+                values[f.name] = type(default)(raw)
+            except (TypeError, ValueError):
+                values[f.name] = default
+        return cls(**values)
+
+    def save(self, store: QSettings) -> None:
+        for name, value in asdict(self).items():
+            store.setValue(f"settings/{name}", value)
+        store.sync()
+
+
+def settings_store() -> QSettings:
+    """The app's persistent settings (per user, in the platform's usual place)."""
+    return QSettings("keynet-live", "app")
+
+
+class SettingsPanel(QWidget):
+    """A form over ``AppSettings``; emits ``changed`` on every edit.
+
+    Args:
+        settings: the values to show first.
+        descriptors: descriptor names to offer, the first being the default.
+    """
+
+    changed = pyqtSignal(object)
+
+    def __init__(self, settings: AppSettings, descriptors: list[str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._settings = settings
+        form = QFormLayout(self)
+
+        self.model = QComboBox()
+        for key, label in MODELS.items():
+            self.model.addItem(label, key)
+        self.weights_file = QLineEdit()
+        self.weights_file.setPlaceholderText("a Key.Net weights file (.pt, .pth)")
+        browse = QPushButton("…")
+        browse.setToolTip("Choose a weights file")
+        browse.clicked.connect(self._browse_weights)
+        weights_row = QHBoxLayout()
+        weights_row.addWidget(self.weights_file, 1)
+        weights_row.addWidget(browse)
+
+        self.device = QComboBox()
+        for key, label in DEVICES.items():
+            self.device.addItem(label, key)
+        self.num_keypoints = QSpinBox(minimum=50, maximum=10000, singleStep=50)
+        self.nms_size = QSpinBox(minimum=3, maximum=31, singleStep=2)
+        self.descriptor = QComboBox()
+        for name in descriptors:
+            self.descriptor.addItem(name, name)
+        self.ratio = QDoubleSpinBox(minimum=0.5, maximum=1.0, singleStep=0.01, decimals=2)
+        self.ransac_px = QDoubleSpinBox(minimum=0.5, maximum=20.0, singleStep=0.5, decimals=1, suffix=" px")
+
+        form.addRow("Model", self.model)
+        form.addRow("Weights file", weights_row)
+        form.addRow("Device", self.device)
+        form.addRow("Keypoints", self.num_keypoints)
+        form.addRow("NMS size", self.nms_size)
+        form.addRow("Descriptor", self.descriptor)
+        form.addRow("Ratio test", self.ratio)
+        form.addRow("RANSAC threshold", self.ransac_px)
+        self.set_settings(settings)
+
+        for combo in (self.model, self.device, self.descriptor):
+            combo.currentIndexChanged.connect(self._emit)
+        for spin in (self.num_keypoints, self.nms_size, self.ratio, self.ransac_px):
+            spin.valueChanged.connect(self._emit)
+        self.weights_file.editingFinished.connect(self._emit)
+
+    @property
+    def settings(self) -> AppSettings:
+        return self._settings
+
+    def set_settings(self, settings: AppSettings) -> None:
+        """Show ``settings`` without emitting ``changed``."""
+        widgets = [self.model, self.device, self.descriptor, self.num_keypoints, self.nms_size, self.ratio,
+                   self.ransac_px, self.weights_file]
+        for w in widgets:
+            w.blockSignals(True)
+        for combo, value in ((self.model, settings.model), (self.device, settings.device),
+                             (self.descriptor, settings.descriptor)):
+            index = combo.findData(value)
+            combo.setCurrentIndex(max(index, 0))
+        self.num_keypoints.setValue(settings.num_keypoints)
+        self.nms_size.setValue(settings.nms_size | 1)
+        self.ratio.setValue(settings.ratio)
+        self.ransac_px.setValue(settings.ransac_px)
+        self.weights_file.setText(settings.weights_file)
+        for w in widgets:
+            w.blockSignals(False)
+        self._settings = self._read()
+
+    def _read(self) -> AppSettings:
+        return replace(
+            self._settings,
+            model=self.model.currentData(),
+            weights_file=self.weights_file.text().strip(),
+            device=self.device.currentData(),
+            num_keypoints=self.num_keypoints.value(),
+            nms_size=self.nms_size.value() | 1,
+            descriptor=self.descriptor.currentData() or "",
+            ratio=round(self.ratio.value(), 3),
+            ransac_px=round(self.ransac_px.value(), 2),
+        )
+
+    def _emit(self) -> None:
+        new = self._read()
+        if new != self._settings:
+            self._settings = new
+            self.changed.emit(new)
+
+    def _browse_weights(self) -> None:
+        start = str(Path(self.weights_file.text()).parent) if self.weights_file.text() else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Key.Net weights file", start, "Weights (*.pt *.pth);;All files (*)")
+        if path:
+            self.choose_weights_file(path)
+
+    def choose_weights_file(self, path: str) -> None:
+        """Use the weights file at ``path`` (selects the "Weights file" model)."""
+        self.weights_file.setText(path)
+        self.model.blockSignals(True)
+        self.model.setCurrentIndex(self.model.findData("file"))
+        self.model.blockSignals(False)
+        self._emit()

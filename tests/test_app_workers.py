@@ -1,0 +1,135 @@
+"""The app's threads: latest-frame-wins hand-off, pause and step, failures reported, clean shutdown."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PyQt6")
+
+from app.workers import CaptureThread, Frame, LatestFrame, ProcessingThread, WorkerSignals  # noqa: E402
+
+
+class ListSource:
+    """A source of ``n`` small frames; raises at frame ``fail_at`` (a camera unplugged mid-stream)."""
+
+    def __init__(self, n: int = 1000, fail_at: int | None = None) -> None:
+        self.n, self.fail_at, self.i, self.closed = n, fail_at, 0, False
+
+    def read(self) -> np.ndarray | None:
+        if self.fail_at is not None and self.i == self.fail_at:
+            raise OSError("camera 0 stopped delivering frames")
+        if self.i >= self.n:
+            return None
+        self.i += 1
+        return np.full((48, 64, 3), self.i % 256, np.uint8)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_latest_frame_keeps_the_newest_and_counts_drops():
+    slot = LatestFrame()
+    for i in range(5):
+        slot.put(i)
+    assert slot.take(0.01) == 4
+    assert slot.dropped == 4
+    assert slot.take(0.01) is None
+
+
+def test_slow_processing_drops_frames_and_sees_the_newest(qtbot):
+    signals = WorkerSignals()
+    slot = LatestFrame()
+    source = ListSource(n=200)
+    seen: list[int] = []
+
+    class Slow:
+        def process(self, frame: Frame) -> int:
+            time.sleep(0.02)
+            seen.append(frame.index)
+            return frame.index
+
+    capture = CaptureThread(lambda: source, slot, signals, fps=1000)
+    processing = ProcessingThread(Slow(), slot, signals)
+    with qtbot.waitSignal(signals.source_ended, timeout=5000):
+        processing.start()
+        capture.start()
+    time.sleep(0.1)
+    processing.stop()
+    processing.join(2)
+    capture.join(2)
+    assert not capture.is_alive() and not processing.is_alive()
+    assert source.closed
+    assert slot.dropped > 0 and len(seen) < 200
+    assert seen == sorted(seen) and seen[-1] == 199
+
+
+def test_pause_and_step_read_one_frame_each(qtbot):
+    signals = WorkerSignals()
+    slot = LatestFrame()
+    source = ListSource()
+    capture = CaptureThread(lambda: source, slot, signals)
+    capture.set_paused(True)
+    capture.start()
+    time.sleep(0.1)
+    assert capture.frames_read == 0
+    for expected in (1, 2, 3):
+        capture.step()
+        qtbot.waitUntil(lambda e=expected: capture.frames_read == e, timeout=2000)
+    time.sleep(0.1)
+    assert capture.frames_read == 3 and slot.take(0.01).index == 2
+    capture.stop()
+    capture.join(2)
+    assert not capture.is_alive() and source.closed
+
+
+def test_a_failing_source_is_reported_and_released(qtbot):
+    signals = WorkerSignals()
+    source = ListSource(fail_at=10)
+    capture = CaptureThread(lambda: source, LatestFrame(), signals)
+    with qtbot.waitSignal(signals.source_failed, timeout=2000) as blocker:
+        capture.start()
+    capture.join(2)
+    assert "stopped delivering frames" in blocker.args[0]
+    assert source.closed
+
+
+def test_a_source_that_cannot_open_is_reported(qtbot):
+    signals = WorkerSignals()
+
+    def fail():
+        raise FileNotFoundError("video missing.mp4 does not exist")
+
+    capture = CaptureThread(fail, LatestFrame(), signals)
+    with qtbot.waitSignal(signals.source_failed, timeout=2000) as blocker:
+        capture.start()
+    capture.join(2)
+    assert "missing.mp4" in blocker.args[0]
+
+
+def test_processing_errors_are_reported_and_the_thread_goes_on(qtbot):
+    signals = WorkerSignals()
+    slot = LatestFrame()
+    done = threading.Event()
+
+    class Flaky:
+        def process(self, frame: Frame) -> int:
+            if frame.index == 0:
+                raise ValueError("bad frame")
+            done.set()
+            return frame.index
+
+    processing = ProcessingThread(Flaky(), slot, signals)
+    processing.start()
+    with qtbot.waitSignal(signals.processing_failed, timeout=2000) as blocker:
+        slot.put(Frame(0, np.zeros((4, 4, 3), np.uint8), 0.0))
+    assert "bad frame" in blocker.args[0]
+    with qtbot.waitSignal(signals.frame_ready, timeout=2000):
+        slot.put(Frame(1, np.zeros((4, 4, 3), np.uint8), 0.0))
+    assert processing.take_output() == 1
+    processing.stop()
+    processing.join(2)
+    assert not processing.is_alive()
