@@ -3,13 +3,20 @@
     python -m bench.detectors                    # the three default sets, reported apart; writes bench/results/
     python -m bench.detectors --data DIR         # any folder of HPatches- or Oxford-layout sequences
     python -m bench.detectors --update-readme    # also regenerates the README's results section
+    python -m bench.detectors --readme-only      # only regenerates it from bench/results/detectors-*.json
 
-Every detector gives up to 1,500 keypoints per image; the protocol keeps the best 1,000 in the region both images
-see (``keynet.metrics``). One descriptor for all: kornia's RootSIFT descriptor of a 32x32 patch at each
-keypoint's own scale (upright: orientation is ignored for every detector, as the paper does), matched by mutual
-nearest neighbour. Matching score = matches within 5 px / points
-(the authors' benchmark); MMA(t) = share of matches within t px; homography accuracy = share of pairs whose
-MAGSAC homography from the matches moves image 1's corners by less than 1, 3 and 5 px on average.
+Every detector gives up to 1,500 keypoints per image; the protocol (``keynet.metrics``) keeps the best 1,000 in
+the region both images see. A keypoint is a circle of the detector's own region diameter D: Key.Net 22 x its level's
+scale (kornia's ``s_mult``), SIFT 3 x ``KeyPoint.size`` (the extent its own descriptor samples), ORB
+``KeyPoint.size`` / 2 (its 31-pixel BRIEF patch is 2D wide), FAST and GFTT/Harris a fixed 22 px (Key.Net's at
+scale 1). Repeatability only uses ratios of diameters, so these constants matter for the descriptor alone.
+
+One descriptor for all: kornia's RootSIFT (``SIFTDescriptor``) of a 32x32 patch spanning 2D, upright (orientation
+is ignored for every detector, as the paper does), matched by mutual nearest neighbour among the protocol's points.
+Matching score = matches within 5 px / min(points in either image), the Key.Net authors' benchmark threshold;
+MMA(t) = share of the matches within t px, t = 1..10; homography accuracy = share of pairs whose
+``cv2.findHomography(USAC_MAGSAC, 3 px)`` from the matches moves image 1's corners by less than 1, 3 and 5 px
+on average (a pair with fewer than 4 matches, or no homography, fails).
 """
 
 from __future__ import annotations
@@ -35,12 +42,13 @@ from tqdm import tqdm
 
 from bench.machine import describe_machine, machine_line
 from bench.readme import replace_section
-from keynet.datasets import find_sequences
+from keynet.datasets import Sequence, find_sequences
 from keynet.detect import KeyNetDetector
 from keynet.files import atomic_path, atomic_write_json, atomic_write_text
 from keynet.image import to_grey_tensor
 from keynet.inference import keep_freed_memory
 from keynet.metrics import (
+    TOP_K,
     common_region_masks,
     corner_error,
     match_errors,
@@ -56,26 +64,37 @@ AUTHORS_WEIGHTS = REPO.parent / "shared" / "reference" / "keynet_official" / "ke
 RESULTS = REPO / "bench" / "results"
 DEFAULT_SETS = ("hpatches", "oxford", "eval_sequences")
 CANDIDATES = 1500  # keypoints each detector gives per image
-TOP_K = 1000  # of which the protocol keeps the best in the common region
-MATCH_THRESHOLD = 5.0  # px, for the matching score (the authors' benchmark default)
+MATCH_THRESHOLD = 5.0  # px, for the matching score (the Key.Net authors' benchmark default)
 MMA_THRESHOLDS = list(range(1, 11))
-FIXED_SIZE = 22.0  # region diameter given to detectors without a scale (Key.Net's at scale 1)
+HOMOGRAPHY_THRESHOLDS = (1, 3, 5)
+PATCH_SIZE = 32
+FIXED_DIAMETER = 22.0  # region diameter given to detectors without a scale (Key.Net's at scale 1)
+SIFT_DIAMETER = 3.0  # x KeyPoint.size: the extent of SIFT's own descriptor (6 x size wide, as kornia-moons' mrSize)
+ORB_DIAMETER = 0.5  # x KeyPoint.size: ORB describes a patch KeyPoint.size wide
+AGREEMENT_PX = 1.0
 
-# Paper Table 2 (HPatches, full release): repeatability SL / L, viewpoint and illumination.
+OURS, AUTHORS, KORNIA = "Key.Net-SI (ours)", "Key.Net-SI (authors)", "kornia KeyNetDetector (authors)"
+# Scale-invariant and translation-invariant groups for the ranking check (the paper's Table 2 compares each).
+RANK_GROUPS = {"SI": ("Key.Net-SI (authors)", ("SIFT", "ORB")),
+               "TI": ("Key.Net-TI (authors)", ("FAST", "GFTT/Harris"))}
+
+# Paper Table 2 (the full HPatches, 59 viewpoint and 57 illumination sequences): Rep SL, Rep L, eps SL, eps L.
 PAPER_TABLE2 = {
-    "Key.Net-SI": {"viewpoint": (60.5, 73.2), "illumination": (61.3, 66.2)},
-    "Key.Net-TI": {"viewpoint": (34.2, 72.5), "illumination": (72.1, 72.1)},
-    "Tiny-Key.Net-SI": {"viewpoint": (57.8, 70.4), "illumination": (56.1, 62.8)},
-    "SIFT-SI": {"viewpoint": (43.1, 56.0), "illumination": (46.2, 57.8)},
-    "FAST-TI": {"viewpoint": (30.4, 63.1), "illumination": (63.5, 63.5)},
+    "Key.Net-SI": {"viewpoint": (60.5, 73.2, 0.19, 0.14), "illumination": (61.3, 66.2, 0.12, 0.10)},
+    "Key.Net-TI": {"viewpoint": (34.2, 72.5, 0.20, 0.11), "illumination": (72.1, 72.1, 0.10, 0.10)},
+    "Tiny-Key.Net-SI": {"viewpoint": (57.8, 70.4, 0.20, 0.12), "illumination": (56.1, 62.8, 0.14, 0.11)},
+    "SIFT-SI": {"viewpoint": (43.1, 56.0, 0.18, 0.12), "illumination": (46.2, 57.8, 0.18, 0.12)},
+    "FAST-TI": {"viewpoint": (30.4, 63.1, 0.21, 0.10), "illumination": (63.5, 63.5, 0.09, 0.09)},
 }
+PAPER_ROWS = {"Key.Net-SI (authors)": "Key.Net-SI", "Key.Net-TI (authors)": "Key.Net-TI",
+              "Tiny-Key.Net-SI (ours)": "Tiny-Key.Net-SI", "SIFT": "SIFT-SI", "FAST": "FAST-TI"}
 
-# A detector maps a BGR/grey image to (N, 4) float arrays of x, y, region radius, score, best first.
+# A detector maps a BGR/grey image to an (N, 4) float array of x, y, region radius (D / 2), score, best first.
 Detector = Callable[[np.ndarray], np.ndarray]
 
 
-def keynet_detector(model: torch.nn.Module, multi_scale: bool) -> Detector:
-    detector = KeyNetDetector(model, num_keypoints=CANDIDATES, multi_scale=multi_scale, mode="exact")
+def keynet_detector(model: torch.nn.Module, multi_scale: bool, mode: str) -> Detector:
+    detector = KeyNetDetector(model, num_keypoints=CANDIDATES, multi_scale=multi_scale, mode=mode)
 
     def detect(image: np.ndarray) -> np.ndarray:
         kps = detector.detect(image)[0]
@@ -85,6 +104,7 @@ def keynet_detector(model: torch.nn.Module, multi_scale: bool) -> Detector:
 
 
 def kornia_detector(state_dict: dict) -> Detector:
+    """kornia's KeyNetDetector with the given weights; its LAF scale is the region diameter (22 x level scale)."""
     detector = KorniaKeyNetDetector(pretrained=False, num_features=CANDIDATES).eval()
     detector.model.load_state_dict(state_dict)
 
@@ -101,7 +121,8 @@ def kornia_detector(state_dict: dict) -> Detector:
     return detect
 
 
-def opencv_detector(make: Callable[[], cv2.Feature2D], fixed_size: bool) -> Detector:
+def opencv_detector(make: Callable[[], cv2.Feature2D], diameter: Callable[[cv2.KeyPoint], float]) -> Detector:
+    """An OpenCV detector's best ``CANDIDATES`` keypoints by response, with region diameter ``diameter(kp)``."""
     feature = make()
 
     def detect(image: np.ndarray) -> np.ndarray:
@@ -109,61 +130,80 @@ def opencv_detector(make: Callable[[], cv2.Feature2D], fixed_size: bool) -> Dete
         kps = sorted(feature.detect(grey, None), key=lambda k: -k.response)[:CANDIDATES]
         if not kps:
             return np.zeros((0, 4))
-        return np.array([[k.pt[0], k.pt[1], FIXED_SIZE / 2 if fixed_size else k.size / 2, k.response] for k in kps])
+        return np.array([[k.pt[0], k.pt[1], diameter(k) / 2, k.response] for k in kps])
 
     return detect
 
 
-def build_detectors() -> dict[str, Detector]:
+def build_detectors(mode: str = "exact") -> dict[str, Detector]:
     """Every detector of the benchmark that can run here (ours only when their weights exist)."""
     detectors: dict[str, Detector] = {}
     for arch, label in (("keynet", "Key.Net"), ("tiny_keynet", "Tiny-Key.Net")):
         path = default_weights(arch)
         if path is not None:
             model = load_model(path)
-            detectors[f"{label}-SI (ours)"] = keynet_detector(model, True)
+            detectors[f"{label}-SI (ours)"] = keynet_detector(model, True, mode)
             if arch == "keynet":
-                detectors[f"{label}-TI (ours)"] = keynet_detector(model, False)
+                detectors[f"{label}-TI (ours)"] = keynet_detector(model, False, mode)
     if AUTHORS_WEIGHTS.is_file():
         authors = load_model(AUTHORS_WEIGHTS)
-        detectors["Key.Net-SI (authors)"] = keynet_detector(authors, True)
-        detectors["Key.Net-TI (authors)"] = keynet_detector(authors, False)
-        detectors["kornia KeyNetDetector (authors)"] = kornia_detector(load_checkpoint(AUTHORS_WEIGHTS)["state_dict"])
-    detectors["SIFT"] = opencv_detector(lambda: cv2.SIFT_create(nfeatures=CANDIDATES), False)
-    detectors["ORB"] = opencv_detector(lambda: cv2.ORB_create(nfeatures=CANDIDATES), False)
-    detectors["FAST"] = opencv_detector(lambda: cv2.FastFeatureDetector_create(), True)
+        detectors[AUTHORS] = keynet_detector(authors, True, mode)
+        detectors["Key.Net-TI (authors)"] = keynet_detector(authors, False, mode)
+        detectors[KORNIA] = kornia_detector(load_checkpoint(AUTHORS_WEIGHTS)["state_dict"])
+    detectors["SIFT"] = opencv_detector(lambda: cv2.SIFT_create(nfeatures=CANDIDATES), lambda k: SIFT_DIAMETER * k.size)
+    detectors["ORB"] = opencv_detector(lambda: cv2.ORB_create(nfeatures=CANDIDATES), lambda k: ORB_DIAMETER * k.size)
+    detectors["FAST"] = opencv_detector(lambda: cv2.FastFeatureDetector_create(), lambda k: FIXED_DIAMETER)
     detectors["GFTT/Harris"] = opencv_detector(
-        lambda: cv2.GFTTDetector_create(maxCorners=CANDIDATES, qualityLevel=0.001, useHarrisDetector=True), True)
+        lambda: cv2.GFTTDetector_create(maxCorners=CANDIDATES, qualityLevel=0.001, useHarrisDetector=True),
+        lambda k: FIXED_DIAMETER)
     return detectors
 
 
-SIFT_PATCH = SIFTDescriptor(32, rootsift=True).eval()
+def missing_detectors() -> dict[str, str]:
+    """Detectors of the issue that cannot run here, with the reason."""
+    missing = {}
+    if default_weights("keynet") is None:
+        missing["Key.Net SI/TI (ours)"] = "no trained weights yet (assets/weights/keynet.pt is absent)"
+    if default_weights("tiny_keynet") is None:
+        missing["Tiny-Key.Net-SI (ours)"] = ("no weights: the authors published none and ours "
+                                             "(assets/weights/tiny_keynet.pt) do not exist yet")
+    if not AUTHORS_WEIGHTS.is_file():
+        missing["Key.Net (authors), kornia KeyNetDetector"] = f"{AUTHORS_WEIGHTS} is absent"
+    return missing
 
 
-def describe(image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Upright RootSIFT descriptors (N, 128) of 32x32 patches at each point, a patch spanning 2 x the region diameter."""
+SIFT_PATCH = SIFTDescriptor(PATCH_SIZE, rootsift=True).eval()
+
+
+def describe(grey: torch.Tensor, points: np.ndarray) -> np.ndarray:
+    """Upright RootSIFT descriptors (N, 128) of 32x32 patches 2D wide at (N, >=3) points x, y, radius D / 2.
+
+    Args:
+        grey: (1, 1, H, W) image in [0, 1].
+    """
     if len(points) == 0:
         return np.zeros((0, 128), np.float32)
-    x = to_grey_tensor(image)
     xy = torch.from_numpy(points[:, :2]).float()[None]
-    scale = torch.from_numpy(4 * points[:, 2]).float().view(1, -1, 1, 1)
+    scale = torch.from_numpy(2 * points[:, 2]).float().view(1, -1, 1, 1)  # kornia's patch is 2 x scale wide
     lafs = laf_from_center_scale_ori(xy, scale, torch.zeros(1, len(points), 1))
     with torch.inference_mode():
-        return SIFT_PATCH(extract_patches_from_pyramid(x, lafs, 32)[0]).numpy()
+        return SIFT_PATCH(extract_patches_from_pyramid(grey, lafs, PATCH_SIZE)[0]).numpy()
 
 
-def evaluate_pair(shape1: tuple[int, int], shape2: tuple[int, int], points1: np.ndarray, points2: np.ndarray,
-                  desc1: np.ndarray, desc2: np.ndarray, h: np.ndarray) -> dict:
-    """All metrics of one image pair for one detector (points and descriptors of every detection)."""
-    mask1, mask2 = common_region_masks(h, shape1, shape2)
-    i1, i2 = select_in_mask(points1, mask1, TOP_K), select_in_mask(points2, mask2, TOP_K)
-    p1, p2 = points1[i1], points2[i2]
-    rep = repeatability(p1[:, :3], p2[:, :3], h)
-    matches = mutual_nearest_neighbours(desc1[i1], desc2[i2])
-    errors = match_errors(p1[:, :2], p2[:, :2], matches, h)
+def evaluate_pair(points1: np.ndarray, points2: np.ndarray, desc1: np.ndarray, desc2: np.ndarray, h: np.ndarray,
+                  shape1: tuple[int, int]) -> dict:
+    """All metrics of one image pair for one detector.
+
+    Args:
+        points1, points2: (N1, 4), (N2, 4) the protocol's points (top-k in the common region), best first.
+        desc1, desc2: their descriptors; h: 3x3 homography from image 1 to image 2.
+    """
+    rep = repeatability(points1[:, :3], points2[:, :3], h)
+    matches = mutual_nearest_neighbours(desc1, desc2)
+    errors = match_errors(points1[:, :2], points2[:, :2], matches, h)
     h_est = None
     if len(matches) >= 4:
-        h_est, _ = cv2.findHomography(p1[matches[:, 0], :2], p2[matches[:, 1], :2], cv2.USAC_MAGSAC, 3.0)
+        h_est, _ = cv2.findHomography(points1[matches[:, 0], :2], points2[matches[:, 1], :2], cv2.USAC_MAGSAC, 3.0)
     n = rep.num_points
     return {
         "repeatability_sl": rep.repeatability_sl,
@@ -177,7 +217,33 @@ def evaluate_pair(shape1: tuple[int, int], shape2: tuple[int, int], points1: np.
     }
 
 
+def evaluate_sequence(points: list[np.ndarray], greys: list[torch.Tensor], masks: list[tuple[np.ndarray, np.ndarray]],
+                      seq: Sequence) -> list[dict]:
+    """Pairs (1, k) of one sequence for one detector; only the protocol's points are described."""
+    chosen = [(select_in_mask(points[0], m1, TOP_K), select_in_mask(points[k + 1], m2, TOP_K))
+              for k, (m1, m2) in enumerate(masks)]
+    ref = np.unique(np.concatenate([i1 for i1, _ in chosen])) if chosen else np.zeros(0, int)
+    desc_ref = np.zeros((len(points[0]), 128), np.float32)
+    desc_ref[ref] = describe(greys[0], points[0][ref])
+    shape1 = tuple(greys[0].shape[-2:])
+    return [evaluate_pair(points[0][i1], points[k + 1][i2], desc_ref[i1], describe(greys[k + 1], points[k + 1][i2]),
+                          seq.homographies[k], shape1) for k, (i1, i2) in enumerate(chosen)]
+
+
+def agreement(ours: np.ndarray, theirs: np.ndarray, tolerance: float = AGREEMENT_PX) -> float:
+    """Share (%) of ``theirs`` top-``TOP_K`` points with one of ``ours`` within ``tolerance`` px at the same scale."""
+    a, b = ours[:TOP_K], theirs[:TOP_K]
+    if len(b) == 0:
+        return 100.0 if len(a) == 0 else 0.0
+    if len(a) == 0:
+        return 0.0
+    d = np.sqrt(((b[:, None, :2] - a[None, :, :2]) ** 2).sum(2))
+    same_scale = np.abs(np.log(b[:, None, 2] / a[None, :, 2])) < 0.01
+    return 100.0 * float(((d <= tolerance) & same_scale).any(1).mean())
+
+
 def scale_range(points: np.ndarray) -> float:
+    """S_range of one image: the largest detected region over the smallest (1 for a single scale)."""
     return float(points[:, 2].max() / points[:, 2].min()) if len(points) else 0.0
 
 
@@ -192,51 +258,109 @@ def summarise(pairs: list[dict], ranges: list[float]) -> dict:
            ("repeatability_sl", "repeatability_l", "overlap_error_sl", "overlap_error_l", "matching_score",
             "num_points")},
         "mma": [float(v) for v in np.mean([p["mma"] for p in pairs], 0)],
-        "homography_accuracy": {f"{t}px": float((errors < t).mean()) for t in (1, 3, 5)},
+        "homography_accuracy": {f"{t}px": float((errors < t).mean()) for t in HOMOGRAPHY_THRESHOLDS},
         "scale_range": float(np.mean(ranges)) if ranges else 0.0,
     }
 
 
 def run(data: Path, detectors: dict[str, Detector]) -> dict:
+    """Every detector on every sequence of ``data``; the results dict written to the JSON file."""
+    start = time.perf_counter()
     sequences = find_sequences(data)
     per_pair: dict[str, dict[str, list[dict]]] = {name: {} for name in detectors}
     ranges: dict[str, dict[str, list[float]]] = {name: {} for name in detectors}
     seconds = dict.fromkeys(detectors, 0.0)
+    agreements: list[float] = []
     total = sum(len(s.images) for s in sequences)
-    with tqdm(total=total, desc=f"{data.name}: images", file=sys.stderr) as bar:
+    with tqdm(total=total * len(detectors), desc=f"{data.name}", unit="image", file=sys.stderr) as bar:
         for seq in sequences:
             images = [seq.load(i) for i in range(len(seq.images))]
+            greys = [to_grey_tensor(image) for image in images]
+            masks = [common_region_masks(h, images[0].shape[:2], image.shape[:2])
+                     for h, image in zip(seq.homographies, images[1:])]
+            found = {}
             for name, detect in detectors.items():
                 t0 = time.perf_counter()
                 points = [detect(image) for image in images]
                 seconds[name] += time.perf_counter() - t0
-                descs = [describe(image, p) for image, p in zip(images, points)]
-                shapes = [image.shape[:2] for image in images]
-                pairs = [evaluate_pair(shapes[0], shapes[k], points[0], points[k], descs[0], descs[k],
-                                       seq.homographies[k - 1]) for k in range(1, len(images))]
-                per_pair[name][seq.name] = pairs
+                found[name] = points
+                per_pair[name][seq.name] = evaluate_sequence(points, greys, masks, seq)
                 ranges[name].setdefault(seq.kind, []).extend(scale_range(p) for p in points)
-            bar.update(len(images))
+                bar.update(len(images))
+            if AUTHORS in found and KORNIA in found:
+                agreements += [agreement(a, b) for a, b in zip(found[AUTHORS], found[KORNIA])]
     kinds = sorted({s.kind for s in sequences})
     result = {"data": str(data), "machine": describe_machine(), "sequences": {s.name: s.kind for s in sequences},
-              "detectors": {}}
+              "settings": {"candidates": CANDIDATES, "top_k": TOP_K, "match_threshold_px": MATCH_THRESHOLD,
+                           "patch_size": PATCH_SIZE},
+              "missing": missing_detectors(), "detectors": {}}
+    if agreements:
+        result["kornia_agreement"] = {"tolerance_px": AGREEMENT_PX, "mean_percent": float(np.mean(agreements)),
+                                      "min_percent": float(np.min(agreements)), "images": len(agreements)}
     for name in detectors:
         by_kind = {kind: summarise([p for s in sequences if s.kind == kind for p in per_pair[name][s.name]],
                                    ranges[name].get(kind, [])) for kind in kinds}
         by_sequence = {s: summarise(p, []) for s, p in per_pair[name].items()}
         result["detectors"][name] = {"by_kind": by_kind, "by_sequence": by_sequence,
                                      "seconds_per_image": seconds[name] / total}
+    result["seconds"] = time.perf_counter() - start
     return result
+
+
+def kinds_of(result: dict) -> list[str]:
+    return sorted({k for d in result["detectors"].values() for k in d["by_kind"]})
+
+
+def ranking(result: dict) -> list[str]:
+    """Where Key.Net ranks against the handcrafted peers of its group, per kind, beside what the paper reports."""
+    lines = []
+    for kind in kinds_of(result):
+        for group, (keynet, peers) in RANK_GROUPS.items():
+            names = [n for n in (keynet, *peers) if n in result["detectors"]]
+            if keynet not in names or len(names) < 2:
+                continue
+            parts = []
+            for key, label in (("repeatability_sl", "SL"), ("repeatability_l", "L")):
+                scores = {n: result["detectors"][n]["by_kind"].get(kind, {}).get(key, 0.0) for n in names}
+                rank = 1 + sum(v > scores[keynet] for n, v in scores.items() if n != keynet)
+                others = ", ".join(f"{n} {scores[n]:.1f}" for n in names if n != keynet)
+                parts.append(f"{label} rank {rank}/{len(names)} ({scores[keynet]:.1f} vs {others})")
+            lines.append(f"- {kind}, {group}: {keynet} " + "; ".join(parts) + ".")
+    return lines
+
+
+def paper_comparison(result: dict) -> list[str]:
+    """Our Rep SL / L beside the paper's Table 2 for the detectors and kinds it reports."""
+    kinds = [k for k in ("viewpoint", "illumination") if k in kinds_of(result)]
+    rows = [n for n in PAPER_ROWS if n in result["detectors"]]
+    if not kinds or not rows:
+        return []
+    lines = ["| detector | " + " | ".join(f"{k} SL / L here | {k} SL / L paper" for k in kinds) + " |",
+             "|---|" + "---:|" * (2 * len(kinds))]
+    for name in rows:
+        cells = []
+        for k in kinds:
+            s = result["detectors"][name]["by_kind"].get(k) or {}
+            paper = PAPER_TABLE2[PAPER_ROWS[name]][k]
+            cells += [f"{s.get('repeatability_sl', 0):.1f} / {s.get('repeatability_l', 0):.1f}",
+                      f"{paper[0]:.1f} / {paper[1]:.1f}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def markdown(result: dict, title: str) -> str:
     """Tables laid out like the paper's Table 2 (repeatability) and Table 3 (matching), one column group per kind."""
-    kinds = sorted({k for d in result["detectors"].values() for k in d["by_kind"]})
-    lines = [f"### {title}", "", f"Data: `{Path(result['data']).name}` ({len(result['sequences'])} sequences: " +
-             ", ".join(f"{k} {list(result['sequences'].values()).count(k)}" for k in kinds) +
-             f"). Machine: {machine_line(result['machine'])}.", ""]
-    header = "| detector | " + " | ".join(f"{k} Rep SL | {k} Rep L | {k} ε SL | {k} ε L | {k} S range" for k in kinds)
-    lines += [header + " |", "|---|" + "---:|" * (5 * len(kinds))]
+    kinds = kinds_of(result)
+    counts = ", ".join(f"{k} {list(result['sequences'].values()).count(k)}" for k in kinds)
+    lines = [f"### {title}", "",
+             f"Data: `{Path(result['data']).name}` ({len(result['sequences'])} sequences: {counts}). "
+             f"Machine: {machine_line(result['machine'])}; the whole set took {result.get('seconds', 0):.0f} s "
+             "(other processes may have been running).", "",
+             "Repeatability (%, top 1,000 in the common region, overlap error < 0.4 at 30 px), mean overlap error "
+             "of the correspondences and S_range (largest / smallest region), like the paper's Table 2:", ""]
+    lines += ["| detector | " + " | ".join(f"{k} Rep SL | {k} Rep L | {k} ε SL | {k} ε L | {k} S range"
+                                             for k in kinds) + " |",
+              "|---|" + "---:|" * (5 * len(kinds))]
     for name, d in result["detectors"].items():
         cells = []
         for k in kinds:
@@ -245,7 +369,10 @@ def markdown(result: dict, title: str) -> str:
                       f"{s.get('overlap_error_sl', 0):.2f}", f"{s.get('overlap_error_l', 0):.2f}",
                       f"{s.get('scale_range', 0):.1f}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "| detector | " + " | ".join(f"{k} MS | {k} MMA@3 | {k} H@1/3/5 px" for k in kinds) + " | s/image |",
+    lines += ["", f"Matching (like Table 3; one RootSIFT patch descriptor for all, mutual nearest neighbours): "
+              f"matching score MS (%, matches within {MATCH_THRESHOLD:g} px / points), MMA at 3 px (% of matches), "
+              "homography accuracy H (% of pairs with mean corner error under 1 / 3 / 5 px), detection time:", ""]
+    lines += ["| detector | " + " | ".join(f"{k} MS | {k} MMA@3 | {k} H@1/3/5 px" for k in kinds) + " | s/image |",
               "|---|" + "---:|" * (3 * len(kinds) + 1)]
     for name, d in result["detectors"].items():
         cells = []
@@ -253,8 +380,24 @@ def markdown(result: dict, title: str) -> str:
             s = d["by_kind"].get(k) or {}
             acc = s.get("homography_accuracy", {})
             cells += [f"{s.get('matching_score', 0):.1f}", f"{100 * s.get('mma', [0] * 10)[2]:.1f}",
-                      "/".join(f"{100 * acc.get(f'{t}px', 0):.0f}" for t in (1, 3, 5))]
+                      "/".join(f"{100 * acc.get(f'{t}px', 0):.0f}" for t in HOMOGRAPHY_THRESHOLDS)]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {d['seconds_per_image']:.2f} |")
+    paper = paper_comparison(result)
+    if paper:
+        lines += ["", "Beside the paper's Table 2 (the full HPatches: 59 viewpoint and 57 illumination sequences):",
+                  "", *paper]
+    agree = result.get("kornia_agreement")
+    if agree:
+        lines += ["", f"Parity: {agree['mean_percent']:.1f}% of kornia's KeyNetDetector top-1,000 points (authors' "
+                  f"weights) have one of our Key.Net-SI points with the same weights within {agree['tolerance_px']:g}"
+                  f" px at the same scale (mean over {agree['images']} images, lowest {agree['min_percent']:.1f}%)."]
+    rank = ranking(result)
+    if rank:
+        lines += ["", "Ranking against the handcrafted peers of the same group (the paper's Table 2 has Key.Net-SI "
+                  "above SIFT-SI and Key.Net-TI above FAST-TI in both SL and L, viewpoint and illumination):", "",
+                  *rank]
+    for name, why in result.get("missing", {}).items():
+        lines += ["", f"Not measured: {name}: {why}."]
     return "\n".join(lines) + "\n"
 
 
@@ -272,8 +415,8 @@ def plot(result: dict, path: Path) -> None:
     for i, name in enumerate(names):
         values = [result["detectors"][name]["by_sequence"][s].get("repeatability_sl", 0) for s in seqs]
         ax1.bar(np.arange(len(seqs)) + i * width, values, width, label=name)
-        kinds = result["detectors"][name]["by_kind"]
-        mma = np.mean([k["mma"] for k in kinds.values() if k], 0)
+        pairs = [k for k in result["detectors"][name]["by_kind"].values() if k]
+        mma = np.average([k["mma"] for k in pairs], axis=0, weights=[k["pairs"] for k in pairs])
         ax2.plot(MMA_THRESHOLDS, 100 * mma, marker="o", label=name)
     ax1.set_xticks(np.arange(len(seqs)) + 0.4 - width / 2, seqs, rotation=60, ha="right", fontsize=7)
     ax1.set_ylabel("repeatability SL (%)")
@@ -285,16 +428,19 @@ def plot(result: dict, path: Path) -> None:
     ax2.grid(alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90)
+        fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
 
 
 def readme_section(results: dict[str, dict]) -> str:
-    parts = ["Measured by `python -m bench.detectors` (the full tables and per-sequence figures are in "
-             "`bench/results/detectors-*.md`); SL = detected scales and locations, L = locations only.", ""]
+    """The README's table: Rep SL / L and matching score per set and kind, with the plots."""
+    parts = ["Generated by `python -m bench.detectors --update-readme` from `bench/results/detectors-*.json` (full "
+             "tables, the paper's Table 2 beside ours, the kornia parity and the ranking check are in "
+             "`bench/results/detectors-*.md`). SL = detected scales and locations, L = locations only; MS = matching "
+             f"score within {MATCH_THRESHOLD:g} px.", ""]
     for data, result in results.items():
-        kinds = sorted({k for d in result["detectors"].values() for k in d["by_kind"]})
-        parts += [f"**{data}** ({len(result['sequences'])} sequences)", "",
+        kinds = kinds_of(result)
+        parts += [f"**{data}** ({len(result['sequences'])} sequences, {machine_line(result['machine'])})", "",
                   "| detector | " + " | ".join(f"{k} Rep SL / L | {k} MS" for k in kinds) + " |",
                   "|---|" + "---:|" * (2 * len(kinds))]
         for name, d in result["detectors"].items():
@@ -305,14 +451,34 @@ def readme_section(results: dict[str, dict]) -> str:
                           f"{s.get('matching_score', 0):.1f}"]
             parts.append(f"| {name} | " + " | ".join(cells) + " |")
         parts += ["", f"![{data}](bench/results/detectors-{data}.png)", ""]
+    missing = next(iter(results.values()), {}).get("missing", {})
+    parts += [f"Not measured: {name}: {why}." for name, why in missing.items()]
     return "\n".join(parts)
+
+
+def saved_results(names: tuple[str, ...] = DEFAULT_SETS) -> dict[str, dict]:
+    """The results files of the named sets that exist, in that order."""
+    import json
+
+    return {n: json.loads(p.read_text(encoding="utf-8")) for n in names
+            if (p := RESULTS / f"detectors-{n}.json").is_file()}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", action="append", help="a folder of sequences (repeatable); default: ../shared sets")
+    parser.add_argument("--mode", choices=("exact", "fast"), default="exact",
+                        help="our Key.Net's inference mode (keynet.inference); kornia's detector is unaffected")
     parser.add_argument("--update-readme", action="store_true", help="regenerate README.md's results section")
+    parser.add_argument("--readme-only", action="store_true", help="only regenerate it from the saved results")
     args = parser.parse_args(argv)
+    if args.readme_only:
+        results = saved_results()
+        if not results:
+            print(f"error: no detectors-*.json results in {RESULTS}", file=sys.stderr)
+            return 2
+        replace_section("detectors", readme_section(results))
+        return 0
     keep_freed_memory()
     torch.set_grad_enabled(False)
     folders = [Path(d) for d in args.data] if args.data else [SHARED_DATA / s for s in DEFAULT_SETS]
@@ -320,23 +486,21 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: data folder(s) not found: {', '.join(missing)}", file=sys.stderr)
         return 2
-    detectors = build_detectors()
-    results = {}
+    detectors = build_detectors(args.mode)
     for folder in folders:
         try:
             result = run(folder, detectors)
         except (FileNotFoundError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        name = folder.name
-        results[name] = result
-        atomic_write_json(result, RESULTS / f"detectors-{name}.json")
-        text = markdown(result, f"Detectors on {name}")
-        atomic_write_text(text, RESULTS / f"detectors-{name}.md")
-        plot(result, RESULTS / f"detectors-{name}.png")
+        result["settings"]["mode"] = args.mode
+        atomic_write_json(result, RESULTS / f"detectors-{folder.name}.json")
+        text = markdown(result, f"Detectors on {folder.name}")
+        atomic_write_text(text, RESULTS / f"detectors-{folder.name}.md")
+        plot(result, RESULTS / f"detectors-{folder.name}.png")
         print(text)
     if args.update_readme:
-        replace_section("detectors", readme_section(results))
+        replace_section("detectors", readme_section(saved_results()))
     return 0
 
 

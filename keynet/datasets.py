@@ -60,33 +60,32 @@ def read_homography(path: Path) -> np.ndarray:
 
 
 def layout_of(folder: Path) -> str | None:
-    """``"hpatches"``, ``"oxford"`` or None for a folder that is not one sequence."""
-    if _find_image(folder, "1") is not None and (folder / "H_1_2").exists():
+    """``"hpatches"`` (an image ``1.*``), ``"oxford"`` (an image ``img1.*``) or None for a folder that is neither."""
+    if _find_image(folder, "1") is not None:
         return "hpatches"
-    if _find_image(folder, "img1") is not None and (folder / "H1to2p").exists():
+    if _find_image(folder, "img1") is not None:
         return "oxford"
     return None
 
 
 def read_sequence(folder: Path) -> Sequence:
-    """One sequence folder in either layout; missing images or homographies are named in the error."""
+    """One sequence folder in either layout; a missing image or homography is named in the error."""
     layout = layout_of(folder)
     if layout is None:
         raise ValueError(
             f"{folder} is not a sequence in a known layout: expected 1.ppm..6.ppm with H_1_2..H_1_6 (HPatches) "
             "or img1..img6 with H1to2p..H1to6p (Oxford)"
         )
-    images, homographies = [], []
-    for k in range(1, 7):
-        stem = str(k) if layout == "hpatches" else f"img{k}"
-        image = _find_image(folder, stem)
-        if image is None:
-            if k == 1:
-                raise FileNotFoundError(f"{folder} has no image {stem}")
-            break
-        images.append(image)
-        if k > 1:
-            homographies.append(read_homography(folder / (f"H_1_{k}" if layout == "hpatches" else f"H1to{k}p")))
+    stems = [str(k) if layout == "hpatches" else f"img{k}" for k in range(1, 7)]
+    found = [_find_image(folder, stem) for stem in stems]
+    count = next((k for k, image in enumerate(found) if image is None), len(found))
+    if count < 2:
+        raise FileNotFoundError(f"{folder} has image {found[0].name} but no image {stems[1]} to compare it with")
+    if any(image is not None for image in found[count:]):
+        raise FileNotFoundError(f"{folder} has no image {stems[count]} but has later images")
+    images = found[:count]
+    homographies = [read_homography(folder / (f"H_1_{k}" if layout == "hpatches" else f"H1to{k}p"))
+                    for k in range(2, count + 1)]
     if layout == "hpatches":
         kind = {"v": "viewpoint", "i": "illumination"}.get(folder.name.split("_")[0], "unknown")
     else:

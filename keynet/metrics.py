@@ -26,6 +26,7 @@ import numpy as np
 NORMALISED_RADIUS = 30.0
 MAX_OVERLAP_ERROR = 0.4
 COMMON_REGION_BORDER = 15
+TOP_K = 1000
 
 
 def circle_intersection(r1: np.ndarray, r2: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -105,6 +106,18 @@ def select_in_mask(points: np.ndarray, mask: np.ndarray, top_k: int | None) -> n
     inside &= (points[:, 0] < mask.shape[1] - 0.5) & (points[:, 1] < mask.shape[0] - 0.5)
     idx = np.flatnonzero(inside)
     return idx if top_k is None else idx[:top_k]
+
+
+def select_common_top_k(points1: np.ndarray, points2: np.ndarray, h: np.ndarray, shape1: tuple[int, int],
+                        shape2: tuple[int, int], top_k: int | None = TOP_K) -> tuple[np.ndarray, np.ndarray]:
+    """Step 1 of the protocol: indices of each image's best ``top_k`` points inside the common region.
+
+    Args:
+        points1, points2: (N, >=2) points of image 1 and image 2, x and y first, sorted best first.
+        h: 3x3 homography mapping image-1 pixels to image 2.
+    """
+    mask1, mask2 = common_region_masks(h, shape1, shape2)
+    return select_in_mask(points1, mask1, top_k), select_in_mask(points2, mask2, top_k)
 
 
 @numba.njit(cache=True)

@@ -46,10 +46,18 @@ def test_real_sets_read_including_pgm_and_ppm_comments():
     assert [s.kind for s in hp] == ["viewpoint", "viewpoint"] and all(len(s.images) == 6 for s in hp)
 
 
-def test_a_missing_homography_is_named(tmp_path):
-    folder = make_sequence(tmp_path / "v_x")
-    (folder / "H_1_3").unlink()
-    with pytest.raises(FileNotFoundError, match="H_1_3 is missing"):
+@pytest.mark.parametrize(("layout", "missing"), [("hpatches", "H_1_2"), ("hpatches", "H_1_3"), ("oxford", "H1to2p")])
+def test_a_missing_homography_is_named(tmp_path, layout, missing):
+    folder = make_sequence(tmp_path / "seq", layout=layout)
+    (folder / missing).unlink()
+    with pytest.raises(FileNotFoundError, match=f"{missing} is missing"):
+        find_sequences(tmp_path)
+
+
+def test_a_gap_in_the_images_is_named(tmp_path):
+    folder = make_sequence(tmp_path / "v_x", n=4)
+    (folder / "3.png").unlink()
+    with pytest.raises(FileNotFoundError, match="no image 3 but has later images"):
         find_sequences(tmp_path)
 
 

@@ -14,6 +14,7 @@ from keynet.metrics import (
     greedy_one_to_one,
     mutual_nearest_neighbours,
     repeatability,
+    select_common_top_k,
     select_in_mask,
     warp_circles,
 )
@@ -69,6 +70,22 @@ def test_a_known_scale_change_gives_the_expected_iou():
     assert rep.repeatability_sl == 0.0 and rep.repeatability_l == 100.0
 
 
+@pytest.mark.parametrize("ratio", [1.2, 1.25, 1.3])
+def test_a_scale_error_gives_the_concentric_iou_after_normalisation(ratio):
+    # Detected 1.2x too large after a zoom by 1.5: the larger circle becomes 30 px, the other 30 / ratio, so
+    # IoU = (1 / ratio)^2 whatever the absolute radii: 0.694 (kept), 0.64 (kept), 0.592 (< 0.6, refused).
+    pts = grid_points(radius=3.0)
+    h = np.diag([1.5, 1.5, 1.0])
+    detected = np.concatenate([pts[:, :2] * 1.5, pts[:, 2:] * 1.5 * ratio], 1)
+    rep = repeatability(pts, detected, h)
+    error = 1 - ratio**-2
+    if error < 0.4:
+        assert rep.repeatability_sl == 100.0 and rep.overlap_error_sl == pytest.approx(error, abs=1e-9)
+    else:
+        assert rep.repeatability_sl == 0.0
+    assert rep.repeatability_l == 100.0 and rep.overlap_error_l == pytest.approx(0.0, abs=1e-9)
+
+
 def test_two_points_competing_for_one_give_one_correspondence():
     one = np.array([[200.0, 200.0, 1.0]])
     two = np.array([[200.0, 200.0, 1.0], [201.0, 200.0, 1.0]])
@@ -88,6 +105,23 @@ def test_points_outside_the_common_region_are_not_counted():
     pts = np.array([[100.0, 200.0, 1, 9], [300.0, 200.0, 1, 8], [500.0, 200.0, 1, 7]])
     assert select_in_mask(pts, mask1, None).tolist() == [1, 2]
     assert select_in_mask(pts, mask1, 1).tolist() == [1]
+
+
+def test_repeatability_counts_only_the_common_region():
+    # Image 2 = image 1 moved 200 px left. Image 1 has 100 points outside what image 2 sees and 100 inside; image 2
+    # sees the 100 inside plus 50 of its own outside image 1. All 100 shared points repeat: 100 %, not 100 / 150.
+    h = np.array([[1, 0, -200.0], [0, 1, 0], [0, 0, 1]])
+    inside = grid_points(n=10, spacing=30.0) + [150.0, 0.0, 0.0]  # x in 250..520, y in 100..370
+    outside = grid_points(n=10, spacing=15.0) - [50.0, 50.0, 0.0]  # x in 50..185
+    extra = grid_points(n=5, spacing=30.0) + [300.0, 0.0, 0.0]  # image-2 x in 400..520 = image-1 x beyond 600
+    extra = np.concatenate([extra, grid_points(n=5, spacing=30.0) + [300.0, 150.0, 0.0]])
+    points1 = np.concatenate([outside, inside])
+    points2 = np.concatenate([extra, inside - [200.0, 0.0, 0.0]])
+    i1, i2 = select_common_top_k(points1, points2, h, (400, 600), (400, 600))
+    assert len(i1) == len(i2) == 100
+    rep = repeatability(points1[i1], points2[i2], h)
+    assert rep.repeatability_sl == rep.repeatability_l == 100.0 and rep.num_points == 100
+    assert repeatability(points1, points2, h).repeatability_l == pytest.approx(100.0 * 100 / 150)
 
 
 def test_mutual_nearest_neighbours_and_corner_error():
