@@ -9,9 +9,14 @@ in the exponent carries no gradient.
 M-SIP (equations 4-5): for window sizes [8, 16, 24, 32, 40] with weights [256, 64, 16, 4, 1], the squared distance
 (in window units) between the soft keypoint of a window in image a and the location of the maximum of b's
 response, warped into a's frame by the ground-truth homography, in the same window; and symmetrically from b to a.
-Each window's term is weighted by alpha = R_a + R_b at its maxima (equation 4), normalised over the windows so
-that the loss cannot fall by shrinking the response; the targets and the weights carry no gradient (as the
-authors' code). Only windows entirely inside the area both images see count.
+Each window's term is weighted by alpha = R_a + R_b at its maxima (equation 4), normalised over the pair's windows
+so that the loss cannot fall by shrinking the response; the targets and the weights carry no gradient (as the
+authors' code). Only windows entirely inside the area both images see count (a pair with none adds zero).
+
+The choice of comparison: the target of a window is the hard maximum of the other response warped into this
+image's frame by the ground-truth homography (kornia's ``warp_perspective``), so both coordinates live on the
+same window grid. The loss is the mean over pairs of each pair's loss: a batch split across processes averages
+to the same value and gradient as the whole batch in one process.
 """
 
 from __future__ import annotations
@@ -82,16 +87,13 @@ def warp(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
 
 
 def _one_way(response: torch.Tensor, other_warped: torch.Tensor, mask: torch.Tensor, window: int) -> torch.Tensor:
-    """Mean weighted squared distance (window units) from this image's soft keypoints to the other's maxima."""
-    valid = cells_inside(mask, window)
-    if not bool(valid.any()):
-        return response.new_zeros(())
+    """Per pair (B,): weighted mean squared distance (window units) from the soft keypoints to the other's maxima."""
+    valid = cells_inside(mask, window).to(response.dtype)
     soft, peak = index_proposal(response, window)
     target, other_peak = hard_index(other_warped, window)
-    alpha = (peak + other_peak)[valid]
-    alpha = alpha / (alpha.mean() + 1e-12)
-    distance = (((soft - target) / window) ** 2).sum(-1)[valid]
-    return (alpha * distance).mean()
+    alpha = (peak + other_peak) * valid
+    distance = (((soft - target) / window) ** 2).sum(-1)
+    return (alpha * distance).sum(1) / alpha.sum(1).clamp_min(1e-12)
 
 
 def msip_loss(response_a: torch.Tensor, response_b: torch.Tensor, h_ab: torch.Tensor, mask_a: torch.Tensor,
@@ -111,8 +113,8 @@ def msip_loss(response_a: torch.Tensor, response_b: torch.Tensor, h_ab: torch.Te
     b_in_a = warp(response_b.detach(), h_ba)
     a_in_b = warp(response_a.detach(), h_ab)
     mask_b = warp(mask_a.float(), h_ab) > 0.999
-    total = response_a.new_zeros(())
+    total = response_a.new_zeros(len(response_a))
     for window, weight in zip(c["window_sizes"], c["window_weights"]):
         total = total + weight * 0.5 * (_one_way(response_a, b_in_a, mask_a, window)
                                         + _one_way(response_b, a_in_b, mask_b, window))
-    return total
+    return total.mean()
