@@ -24,16 +24,16 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from kornia.geometry.transform import warp_perspective
 
 default_conf: dict[str, Any] = {"window_sizes": (8, 16, 24, 32, 40), "window_weights": (256.0, 64.0, 16.0, 4.0, 1.0)}
 
 
 def _cells(x: torch.Tensor, window: int) -> torch.Tensor:
-    """(B, 1, H, W) -> (B, N*N, K): the non-overlapping cells of the top-left (H//N) x (W//N) grid."""
+    """(B, 1, H, W) -> (B, K, N*N): the non-overlapping cells of the top-left (H//N) x (W//N) grid, row-major."""
     rows, cols = x.shape[-2] // window, x.shape[-1] // window
-    return F.unfold(x[:, :, : rows * window, : cols * window], window, stride=window)
+    cells = x[:, 0, : rows * window, : cols * window].reshape(len(x), rows, window, cols, window)
+    return cells.permute(0, 1, 3, 2, 4).reshape(len(x), rows * cols, window * window)
 
 
 def _cell_coordinates(x: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -58,27 +58,25 @@ def index_proposal(response: torch.Tensor, window: int) -> tuple[torch.Tensor, t
         peak: (B, K) each cell's maximum response (no gradient).
     """
     cells = _cells(response, window)
-    peak = cells.max(1, keepdim=True).values.detach()
+    peak = cells.max(-1, keepdim=True).values.detach()
     weights = torch.exp(cells / (peak + 1e-6)) - (1 - 1e-6)
-    weights = weights / weights.sum(1, keepdim=True)
+    weights = weights / weights.sum(-1, keepdim=True)
     local_x, local_y, corners = _cell_coordinates(response, window)
-    ex = (weights * local_x.view(1, -1, 1)).sum(1)
-    ey = (weights * local_y.view(1, -1, 1)).sum(1)
-    return torch.stack([ex, ey], -1) + corners, peak[:, 0]
+    return torch.stack([weights @ local_x, weights @ local_y], -1) + corners, peak[..., 0]
 
 
 def hard_index(response: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Location (B, K, 2) and value (B, K) of each cell's maximum; no gradient."""
     with torch.no_grad():
         cells = _cells(response, window)
-        peak, idx = cells.max(1)
+        peak, idx = cells.max(-1)
         local_x, local_y, corners = _cell_coordinates(response, window)
         return torch.stack([local_x[idx], local_y[idx]], -1) + corners, peak
 
 
 def cells_inside(mask: torch.Tensor, window: int) -> torch.Tensor:
     """(B, K) bool: the cells of ``window`` entirely inside a (B, 1, H, W) mask."""
-    return _cells(mask.float(), window).min(1).values > 0.5
+    return _cells(mask.float(), window).amin(-1) > 0.5
 
 
 def warp(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:

@@ -97,6 +97,18 @@ def use_global_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
+class Float32Handcrafted(nn.Module):
+    """The handcrafted block computed in fp32 under autocast: bf16 training keeps fp32 derivatives, as inference."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return self.block(x.float())
+
+
 def he_initialise(model: nn.Module) -> None:
     """He (Kaiming) normal initialisation of every convolution, zero biases (section 5.3)."""
     for m in model.modules():
@@ -105,10 +117,24 @@ def he_initialise(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def freeze_biases_before_batchnorm(model: nn.Module) -> None:
+    """Keep at zero the biases of convolutions followed by BatchNorm, which removes them.
+
+    Their gradient is only float noise, which Adam scales up to full steps: a random walk that the running mean
+    follows with a lag, so it would move eval-mode responses and make runs differ by their rounding.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Sequential) and len(m) > 1 and isinstance(m[0], nn.Conv2d) \
+                and isinstance(m[1], nn.BatchNorm2d) and m[0].bias is not None:
+            nn.init.zeros_(m[0].bias)
+            m[0].bias.requires_grad_(False)
+
+
 def optimizer_for(model: nn.Module, conf: dict[str, Any]) -> torch.optim.Optimizer:
     """Adam; the L2 regulariser applies to convolution kernels only (not biases or BatchNorm)."""
-    kernels = [p for n, p in model.named_parameters() if n.endswith("weight") and p.dim() == 4]
-    others = [p for n, p in model.named_parameters() if not (n.endswith("weight") and p.dim() == 4)]
+    learned = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    kernels = [p for n, p in learned if n.endswith("weight") and p.dim() == 4]
+    others = [p for n, p in learned if not (n.endswith("weight") and p.dim() == 4)]
     return torch.optim.Adam([{"params": kernels, "weight_decay": conf["weight_decay"]},
                              {"params": others, "weight_decay": 0.0}], lr=conf["lr"])
 
@@ -187,7 +213,9 @@ class Trainer:
         torch.manual_seed(c["seed"])
         self.model = build_model("tiny_keynet" if c["tiny"] else "keynet")
         he_initialise(self.model)
-        self.model = use_global_batchnorm(self.model).to(self.device).to(memory_format=torch.channels_last)
+        freeze_biases_before_batchnorm(self.model)
+        self.model = use_global_batchnorm(self.model).to(self.device)
+        self.model.feature_extractor.hc_block = Float32Handcrafted(self.model.feature_extractor.hc_block)
         self.optimizer = optimizer_for(self.model, c)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, c["lr_decay_epochs"], 0.5)
         self.epoch, self.best, self.history = 0, -math.inf, []
@@ -241,16 +269,19 @@ class Trainer:
         return order[: steps * bs].view(steps, bs)[:, self.rank * share : (self.rank + 1) * share]
 
     def step(self, index: torch.Tensor) -> float | None:
-        """One optimiser step on the pairs ``index``; None (and no update) when the loss is not finite."""
+        """One optimiser step on the pairs ``index``; None, and no change at all, when the loss is not finite."""
         a, b, h_ab, mask = self.train_pairs.batch(index.to(self.device))
+        statistics = [x.clone() for x in self.model.buffers()]  # BatchNorm's running statistics
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.conf["bf16"]):
-            responses = self.net(torch.cat([a, b]).contiguous(memory_format=torch.channels_last))
+            responses = self.net(torch.cat([a, b]))
         ra, rb = responses.float().chunk(2)
         loss = msip_loss(ra, rb, h_ab, mask)
         check = loss.detach().clone()
         if self.world > 1:  # every process skips the step if any has a non-finite loss
             dist.all_reduce(check)
         if not torch.isfinite(check):
+            for x, saved in zip(self.model.buffers(), statistics):
+                x.copy_(saved)
             return None
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -1,0 +1,153 @@
+"""Training runs: the command line, bad input, NaN losses, SIGKILL then --resume, torchrun against one process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import trainer.train as train
+from keynet.weights import load_model, read_model_card
+
+from .conftest import REPO
+
+TINY = ["--train-pairs", "32", "--val-pairs", "8", "--batch-size", "8", "--crop", "64", "--workers", "0",
+        "--threads", "1", "--device", "cpu"]
+
+
+def train_cmd(images, out, *extra):
+    return [sys.executable, "-m", "trainer", "--images", str(images), "--out", str(out), *TINY, *extra]
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, **kw)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Three textured photographs (one smaller than a crop) and a corrupt file."""
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i, size in enumerate([(200, 260), (150, 150), (40, 50)]):
+        blobs = rng.uniform(0, 255, (size[0] // 5, size[1] // 5, 3)).astype(np.uint8)
+        cv2.imwrite(str(folder / f"p{i}.png"), cv2.resize(blobs, size[::-1], interpolation=cv2.INTER_CUBIC))
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    return folder
+
+
+def final_weights(out):
+    return torch.load(out / "last.pt", weights_only=True)["model"]
+
+
+def test_a_run_writes_checkpoints_log_curves_and_weights_with_a_model_card(photos, tmp_path):
+    result = run(train_cmd(photos, tmp_path / "run", "--epochs", "2", "--tiny", "--bf16"))
+    assert result.returncode == 0, result.stderr
+    assert "skipped 1 unreadable image file(s) of 4: broken.jpg" in result.stderr
+    out = tmp_path / "run"
+    assert {p.name for p in out.iterdir()} == {"last.pt", "best.pt", "log.csv", "curves.png", "tiny_keynet.pt"}
+    assert out.joinpath("log.csv").read_text().splitlines()[0].startswith("epoch,train_loss,val_repeatability")
+    assert len(out.joinpath("log.csv").read_text().splitlines()) == 4  # header, initial validation, 2 epochs
+    card = read_model_card(out / "tiny_keynet.pt")
+    assert card["epochs"] == 2 and card["data"] == str(photos) and "--tiny" in card["command"]
+    assert "process" in card["machine"] and card["config"]["bf16"] is True
+    assert type(load_model(out / "tiny_keynet.pt")).__name__ == "TinyKeyNet"
+
+
+def test_bad_input_is_refused_with_clear_messages(photos, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run(train_cmd(tmp_path / "empty", tmp_path / "a"))
+    assert result.returncode == 2 and "no photographs" in result.stderr
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "something").write_text("x")
+    result = run(train_cmd(photos, tmp_path / "out", "--epochs", "1"))
+    assert result.returncode == 2 and "--resume" in result.stderr and "--overwrite" in result.stderr
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"something"}
+
+
+def test_a_nan_loss_skips_the_step_and_repeated_nans_stop_the_run(photos, tmp_path, monkeypatch):
+    calls = []
+    real = train.msip_loss
+
+    def sometimes_nan(*args, **kw):
+        calls.append(1)
+        return real(*args, **kw) * (float("nan") if len(calls) % 2 else 1.0)
+
+    conf = {"train_pairs": 32, "val_pairs": 4, "batch_size": 8, "crop": 64, "workers": 0, "epochs": 1}
+    monkeypatch.setattr(train, "msip_loss", sometimes_nan)
+    run_ = train.Trainer([photos], tmp_path / "a", "cpu", **conf)
+    before = {k: v.clone() for k, v in run_.model.state_dict().items()}
+    run_.fit()
+    assert run_.history[-1]["skipped_steps"] == 2 and isinstance(run_.history[-1]["train_loss"], float)
+    assert any(not torch.equal(before[k], v) for k, v in run_.model.state_dict().items())
+
+    monkeypatch.setattr(train, "msip_loss", lambda *a, **k: real(*a, **k) * float("nan"))
+    run_ = train.Trainer([photos], tmp_path / "b", "cpu", **{**conf, "train_pairs": 64, "max_nan_steps": 3})
+    before = {k: v.clone() for k, v in run_.model.state_dict().items()}
+    with pytest.raises(train.NonFiniteLoss, match="not finite 3 steps in a row"):
+        run_.fit()
+    for k, v in run_.model.state_dict().items():  # no update ever came from a NaN
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+
+
+def test_sigkill_then_resume_loses_at_most_one_epoch_and_ends_as_an_uninterrupted_run(photos, tmp_path):
+    epochs = ["--epochs", "5"]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(train_cmd(photos, out, *epochs), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline, seen = time.time() + 120, 0
+    while proc.poll() is None and time.time() < deadline:
+        if (out / "last.pt").exists():
+            seen = torch.load(out / "last.pt", weights_only=True)["epoch"]  # never half-written
+            if seen >= 2:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    for ckpt in out.glob("*.pt"):
+        torch.load(ckpt, weights_only=True)
+    saved = torch.load(out / "last.pt", weights_only=True)["epoch"]
+    assert saved >= seen >= 2
+
+    resumed = run(train_cmd(photos, out, *epochs, "--resume"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"epoch {saved + 1}/5" in resumed.stderr and f"epoch {saved}/5" not in resumed.stderr
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["epoch"] == 5 and [r["epoch"] for r in state["history"]] == [0, 1, 2, 3, 4, 5]
+    assert not list(out.glob(".*tmp*"))
+
+    straight = run(train_cmd(photos, tmp_path / "straight", *epochs))
+    assert straight.returncode == 0, straight.stderr
+    for key, value in final_weights(tmp_path / "straight").items():
+        torch.testing.assert_close(state["model"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
+@pytest.mark.slow
+def test_torchrun_with_two_processes_ends_with_the_weights_of_one(photos, tmp_path):
+    one = run(train_cmd(photos, tmp_path / "one", "--epochs", "1"))
+    assert one.returncode == 0, one.stderr
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = train_cmd(photos, tmp_path / "two", "--epochs", "1")
+    two = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *cmd[1:]],
+              env=env)
+    assert two.returncode == 0, two.stderr
+    torch.manual_seed(0)  # the He initialisation both runs started from
+    initial = train.build_model("keynet")
+    train.he_initialise(initial)
+    a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
+    for key in a:
+        torch.testing.assert_close(a[key].float(), b[key].float(), rtol=1e-4, atol=1e-5, msg=key)
+    assert not torch.allclose(a["last_conv.0.weight"], initial.state_dict()["last_conv.0.weight"])
+    image = torch.rand(1, 1, 96, 96, generator=torch.Generator().manual_seed(1))
+    one_model, two_model = train.build_model("keynet").eval(), train.build_model("keynet").eval()
+    one_model.load_state_dict(a)
+    two_model.load_state_dict(b)
+    with torch.no_grad():
+        torch.testing.assert_close(one_model(image), two_model(image), rtol=1e-4, atol=1e-5)
