@@ -24,8 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     keep_freed_memory()
     if args.command is None:
-        parser.print_help()
-        return 0
+        from app import run_app
+
+        return run_app()
     return args.run(args)
 
 

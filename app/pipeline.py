@@ -1,0 +1,260 @@
+"""What the processing thread runs: ``keynet``'s tracker and renderer, configured from the app's settings.
+
+Nothing here detects, matches, estimates or draws: ``TrackingPipeline`` builds a ``keynet`` tracker from
+``AppSettings``, feeds it frames and targets, and asks ``keynet.render`` for the annotated frame the view shows.
+Without Key.Net weights it shows the video as it is and says how to choose a weights file.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from keynet.cli import draw_keypoints
+from keynet.detect import KeyNetDetector
+from keynet.weights import WeightsError, default_weights, load_model
+
+from . import frame_sources as sources
+from .recording import to_jsonable
+from .settings_panel import MODELS, AppSettings
+from .workers import Frame
+
+NO_WEIGHTS_MESSAGE = (
+    "No Key.Net weights for {model}: choose one in Settings → Model → Weights file (a .pt or .pth file). "
+    "Showing the video without tracking."
+)
+CLICK_RADIUS_PX = 12.0
+DEFAULT_FILE_FPS = 30.0
+FRAME_HISTORY = 16  # recent frames kept so that a rectangle dragged on a shown frame cuts that frame
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A source the user can open: a camera, a video file, an image folder or the bundled demo.
+
+    Attributes:
+        kind: ``"camera"``, ``"video"``, ``"folder"`` or ``"demo"``.
+        spec: what ``keynet.sources.open_source`` takes (``camera:N``, a path, ``demo``).
+        label: how menus and messages name it (cameras: with resolution and frame rate).
+        pace_fps: files play at this rate (0: as fast as the source delivers, as cameras do).
+        loop: start again at the end (the demo).
+    """
+
+    kind: str
+    spec: str
+    label: str
+    pace_fps: float = 0.0
+    loop: bool = False
+
+    @classmethod
+    def video(cls, path: str | Path) -> SourceSpec:
+        return cls("video", str(path), Path(path).name, pace_fps=sources.file_fps(path))
+
+    @classmethod
+    def folder(cls, path: str | Path) -> SourceSpec:
+        return cls("folder", str(path), f"{Path(path).name}/", pace_fps=DEFAULT_FILE_FPS)
+
+    @classmethod
+    def demo(cls) -> SourceSpec:
+        return cls("demo", "demo", "the bundled demo", pace_fps=DEFAULT_FILE_FPS, loop=True)
+
+    def opener(self) -> Callable[[], Any]:
+        """Opens the source (called in the capture thread)."""
+        return lambda: sources.open_source(self.spec)
+
+
+def available_sources() -> list[SourceSpec]:
+    """Every camera found (labelled with its resolution and frame rate), then the bundled demo."""
+    cams = [SourceSpec("camera", f"camera:{c.index}", f"Camera {c.index} ({c.width}x{c.height}, {c.fps:.0f} fps)")
+            for c in sources.list_cameras()]
+    return [*cams, SourceSpec.demo()]
+
+
+@dataclass(frozen=True)
+class ViewOptions:
+    """What the annotated frame shows.
+
+    Attributes:
+        keypoints: ``"off"``, ``"score"`` or ``"scale"`` (the colour code).
+        matches, inliers_only, tracks, heatmap: the inspection layers.
+        overlay: the AR content: ``"none"``, ``"cube"``, ``"axes"``, ``"image"`` or ``"video"``.
+        overlay_path: the image or video file of an ``"image"`` or ``"video"`` overlay.
+    """
+
+    keypoints: str = "score"
+    matches: bool = False
+    inliers_only: bool = False
+    tracks: bool = False
+    heatmap: bool = False
+    overlay: str = "cube"
+    overlay_path: str = ""
+
+
+@dataclass
+class FrameOutput:
+    """One processed frame as the UI needs it.
+
+    Attributes:
+        index: the frame's index in its source.
+        bgr: (H, W, 3) uint8 annotated frame (recorded, saved as snapshots).
+        rgb: the same as RGB for the view.
+        fresh: a newly processed frame (False when the same frame was drawn again for new view options).
+        state: the tracking state of the first target (``searching``, ``tracking``, ``lost``) or ``no target``.
+        inliers, matches: counts for the first target.
+        timings_ms: per-stage time of this frame.
+        homographies, poses: per target (None where not tracked).
+        events: target found / lost messages.
+        keypoints: (N, 4) x, y, scale, score; ``track_lengths`` and ``match_distances`` (N,) beside them.
+    """
+
+    index: int
+    bgr: np.ndarray
+    rgb: np.ndarray
+    fresh: bool = True
+    state: str = "no target"
+    inliers: int = 0
+    matches: int = 0
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    homographies: list[Any] = field(default_factory=list)
+    poses: list[Any] = field(default_factory=list)
+    states: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    keypoints: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    track_lengths: np.ndarray | None = None
+    match_distances: np.ndarray | None = None
+
+    @property
+    def inlier_ratio(self) -> float:
+        return self.inliers / self.matches if self.matches else 0.0
+
+    def keypoint_near(self, x: float, y: float, radius: float = CLICK_RADIUS_PX) -> dict[str, Any] | None:
+        """Score, scale, track length and match distance of the keypoint nearest (x, y), within ``radius`` px."""
+        if not len(self.keypoints):
+            return None
+        d = np.hypot(self.keypoints[:, 0] - x, self.keypoints[:, 1] - y)
+        i = int(np.argmin(d))
+        if d[i] > radius:
+            return None
+        kx, ky, scale, score = (float(v) for v in self.keypoints[i])
+        info: dict[str, Any] = {"keypoint": f"#{i} at ({kx:.1f}, {ky:.1f})", "score": f"{score:.4f}", "scale": f"{scale:.2f}"}
+        if self.track_lengths is not None:
+            info["track length"] = int(self.track_lengths[i])
+        if self.match_distances is not None:
+            dist = float(self.match_distances[i])
+            info["match distance"] = f"{dist:.3f}" if np.isfinite(dist) else "not matched"
+        return info
+
+    def record(self) -> dict[str, Any]:
+        """This frame's entry in the exported JSON."""
+        return to_jsonable({
+            "frame": self.index,
+            "state": self.state,
+            "states": self.states,
+            "inliers": self.inliers,
+            "matches": self.matches,
+            "homographies": self.homographies,
+            "poses": self.poses,
+            "timings_ms": self.timings_ms,
+        })
+
+
+def resolve_model(settings: AppSettings) -> tuple[Path | None, str]:
+    """The weights file the settings ask for (None when there is none) and the architecture to build."""
+    if settings.model == "file":
+        return (Path(settings.weights_file) if settings.weights_file else None), None
+    return default_weights(settings.model), settings.model
+
+
+def load_settings_model(settings: AppSettings):
+    """The model the settings ask for, or None with the message to show when no weights are available.
+
+    Raises:
+        WeightsError, FileNotFoundError: a weights file that does not exist or cannot be used.
+    """
+    path, architecture = resolve_model(settings)
+    if path is None:
+        return None, NO_WEIGHTS_MESSAGE.format(model=MODELS[settings.model])
+    return load_model(path, architecture), ""
+
+
+
+class TrackingPipeline:
+    """Runs in the processing thread: ``keynet`` on each frame, and the annotated frame for the view.
+
+    Args:
+        settings: model, device and detection settings (``configure`` applies new ones).
+        view: what to draw (``set_view`` changes it).
+        on_record: called with each new ``FrameOutput`` (the recorder), in this thread.
+    """
+
+    def __init__(self, settings: AppSettings, view: ViewOptions,
+                 on_record: Callable[[FrameOutput], None] | None = None) -> None:
+        self.settings = settings
+        self.view = view
+        self.on_record = on_record
+        self.detector: KeyNetDetector | None = None
+        self.frames: dict[int, np.ndarray] = {}
+        self.last: tuple[Frame, Any] | None = None
+
+    # -- changes posted by the UI
+    def configure(self, settings: AppSettings) -> str:
+        """Build the detector for ``settings``; returns a message for the user ("" when all is well)."""
+        self.settings = settings
+        self.detector = None
+        try:
+            model, message = load_settings_model(settings)
+        except (FileNotFoundError, WeightsError) as exc:
+            return f"Cannot load the weights: {exc}. Choose another file in Settings → Model → Weights file."
+        if model is None:
+            return message
+        device = settings.device
+        if device == "cuda" and not torch.cuda.is_available():
+            device, message = "cpu", "CUDA is not available here: running on the CPU."
+        self.detector = KeyNetDetector(model, num_keypoints=settings.num_keypoints, nms_size=settings.nms_size,
+                                       multi_scale=False, mode="fast", device=device)
+        return message
+
+    def new_source(self, spec: SourceSpec) -> None:
+        """A new source: forget the frames of the last one."""
+        self.frames.clear()
+        self.last = None
+
+    def set_view(self, view: ViewOptions) -> FrameOutput | None:
+        """New view options; returns the last frame drawn again with them (shown at once while paused)."""
+        self.view = view
+        return self._output(*self.last, fresh=False) if self.last is not None else None
+
+    # -- per frame
+    def process(self, frame: Frame) -> FrameOutput:
+        self.frames[frame.index] = frame.image
+        while len(self.frames) > FRAME_HISTORY:
+            self.frames.pop(next(iter(self.frames)))
+        result = None
+        if self.detector is not None:
+            t0 = time.perf_counter()
+            kps = self.detector.detect(frame.image)[0]
+            result = (kps, {"detect": (time.perf_counter() - t0) * 1000})
+        self.last = (frame, result)
+        output = self._output(frame, result, fresh=True)
+        if self.on_record is not None:
+            self.on_record(output)
+        return output
+
+    def _output(self, frame: Frame, result: Any, fresh: bool) -> FrameOutput:
+        state = "no model" if self.detector is None else "no target"
+        if result is None:
+            return FrameOutput(frame.index, frame.image, np.ascontiguousarray(frame.image[..., ::-1]), fresh, state)
+        kps, timings = result
+        bgr = draw_keypoints(frame.image, kps) if self.view.keypoints != "off" else frame.image
+        return FrameOutput(frame.index, bgr, np.ascontiguousarray(bgr[..., ::-1]), fresh, state,
+                           timings_ms=timings, keypoints=kps.numpy())
+
+
+def descriptor_names() -> list[str]:
+    return ["sift"]
