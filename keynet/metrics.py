@@ -5,14 +5,18 @@ Repeatability (Mikolajczyk & Schmid; Lenc & Vedaldi 2018, as the Key.Net benchma
 1. Each keypoint is a circle (x, y, radius). Only points inside the region both images see (15 px from either
    image's border, as the authors' masks) count, and of those the ``top_k`` (1,000) best of each image.
 2. The second image's points are mapped into the first image by the ground-truth homography; a radius is scaled
-   by the square root of the local area change of the homography at the point.
+   by the square root of the local area change of the homography at the point (|det J| of its Jacobian). A
+   circle maps to an ellipse under the local affine approximation of the homography; like the Key.Net
+   authors' benchmark (``HSequences_bench``), the ellipse is replaced by the circle of the same area, so the
+   overlap of two regions is the closed-form overlap of two circles rather than a rasterised ellipse overlap.
 3. For every pair, the overlap is the circles' intersection over union after scale normalisation: both radii are
    multiplied so that the larger is 30 px (the distance between centres is not). In ``L`` (location only) both
    radii are 30 px, as if the scales were right.
 4. Pairs are taken greedily in decreasing overlap, each point at most once, while the overlap error
    ``1 - IoU`` is below 0.4. Repeatability = correspondences / min(points in either image).
 
-The greedy one-to-one assignment runs in numba.
+Candidate pairs are the ones closer than 60 px (vectorised NumPy); the greedy one-to-one assignment
+runs in numba.
 """
 
 from __future__ import annotations
@@ -106,18 +110,6 @@ def select_in_mask(points: np.ndarray, mask: np.ndarray, top_k: int | None) -> n
     inside &= (points[:, 0] < mask.shape[1] - 0.5) & (points[:, 1] < mask.shape[0] - 0.5)
     idx = np.flatnonzero(inside)
     return idx if top_k is None else idx[:top_k]
-
-
-def select_common_top_k(points1: np.ndarray, points2: np.ndarray, h: np.ndarray, shape1: tuple[int, int],
-                        shape2: tuple[int, int], top_k: int | None = TOP_K) -> tuple[np.ndarray, np.ndarray]:
-    """Step 1 of the protocol: indices of each image's best ``top_k`` points inside the common region.
-
-    Args:
-        points1, points2: (N, >=2) points of image 1 and image 2, x and y first, sorted best first.
-        h: 3x3 homography mapping image-1 pixels to image 2.
-    """
-    mask1, mask2 = common_region_masks(h, shape1, shape2)
-    return select_in_mask(points1, mask1, top_k), select_in_mask(points2, mask2, top_k)
 
 
 @numba.njit(cache=True)

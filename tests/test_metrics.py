@@ -14,7 +14,6 @@ from keynet.metrics import (
     greedy_one_to_one,
     mutual_nearest_neighbours,
     repeatability,
-    select_common_top_k,
     select_in_mask,
     warp_circles,
 )
@@ -117,7 +116,8 @@ def test_repeatability_counts_only_the_common_region():
     extra = np.concatenate([extra, grid_points(n=5, spacing=30.0) + [300.0, 150.0, 0.0]])
     points1 = np.concatenate([outside, inside])
     points2 = np.concatenate([extra, inside - [200.0, 0.0, 0.0]])
-    i1, i2 = select_common_top_k(points1, points2, h, (400, 600), (400, 600))
+    mask1, mask2 = common_region_masks(h, (400, 600), (400, 600))
+    i1, i2 = select_in_mask(points1, mask1, 1000), select_in_mask(points2, mask2, 1000)
     assert len(i1) == len(i2) == 100
     rep = repeatability(points1[i1], points2[i2], h)
     assert rep.repeatability_sl == rep.repeatability_l == 100.0 and rep.num_points == 100
