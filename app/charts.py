@@ -41,7 +41,7 @@ class LatencyChart(QWidget):
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         p.fillRect(self.rect(), QColor("#1e1e1e"))
         legend_h = 16 * ((len(self.stages) + 3) // 4 + 1)
-        plot = QRectF(36, 8, max(1, self.width() - 72), max(1, self.height() - 16 - legend_h))
+        plot = QRectF(40, 8, max(1, self.width() - 100), max(1, self.height() - 16 - legend_h))
         p.setPen(QPen(QColor("#555555")))
         p.drawRect(plot)
         totals = [sum(t.values()) for t, *_ in self.frames]

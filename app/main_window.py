@@ -11,7 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from PyQt6.QtCore import QPointF, QRect, Qt, QTimer
+from PyQt6.QtCore import QPointF, QRect, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PyQt6.QtWidgets import (
     QDockWidget,
@@ -63,7 +63,12 @@ class MainWindow(QMainWindow):
         settings: the settings to start with; default: those remembered from the last run.
         remember: save settings changes in QSettings (tests turn it off).
         ask: show modal dialogs for errors (tests turn it off; errors then go to the status bar only).
+
+    Signals:
+        frame_shown(FrameOutput): a newly processed frame was shown.
     """
+
+    frame_shown = pyqtSignal(object)
 
     def __init__(self, source: SourceSpec | None = None, settings: AppSettings | None = None,
                  remember: bool = True, ask: bool = True) -> None:
@@ -360,6 +365,7 @@ class MainWindow(QMainWindow):
             self.chart.add(output.timings_ms, fps, output.inliers, output.inlier_ratio)
             self.fps_label.setText(f"fps: {fps:.1f}")
             self.pose_log.add(output.record())
+            self.frame_shown.emit(output)
         self.state_label.setText(f"state: {output.state}")
         self.inlier_label.setText(f"inliers: {output.inliers} ({output.inlier_ratio:.0%})")
         for event in output.events:

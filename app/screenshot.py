@@ -1,0 +1,64 @@
+"""Take a screenshot of the real main window (run it under a display, e.g. ``xvfb-run -a``).
+
+    xvfb-run -a python -m app.screenshot docs/screenshot.png --weights FILE [--source VIDEO|DIR] [--seconds 8]
+
+The window opens on the source (default: the bundled demo), runs for ``--seconds`` and is grabbed from the screen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from PyQt6.QtCore import QEventLoop, QTimer
+from PyQt6.QtWidgets import QApplication
+
+from keynet.files import atomic_path
+from keynet.inference import keep_freed_memory
+
+from .main_window import MainWindow
+from .pipeline import SourceSpec
+from .settings_panel import AppSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", help="PNG file to write")
+    parser.add_argument("--weights", help="weights file (default: the shipped weights)")
+    parser.add_argument("--source", help="a video or image folder (default: the bundled demo)")
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--view", default="", help="comma-separated layers to turn on: matches,tracks,heatmap")
+    args = parser.parse_args(argv)
+    keep_freed_memory()
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("keynet-live")
+    settings = AppSettings(model="file", weights_file=args.weights, device="cpu") if args.weights else AppSettings()
+    if args.source:
+        spec = SourceSpec.folder(args.source) if Path(args.source).is_dir() else SourceSpec.video(args.source)
+    else:
+        spec = SourceSpec.demo()
+    window = MainWindow(spec, settings, remember=False, ask=False)
+    window.resize(1280, 800)
+    window.show()
+    for layer in filter(None, args.view.split(",")):
+        window.set_view(**{layer: True})
+    loop = QEventLoop()
+    QTimer.singleShot(int(args.seconds * 1000), loop.quit)
+    loop.exec()
+    screen = window.screen()
+    image = screen.grabWindow(window.winId()) if screen is not None else window.grab()
+    if image.isNull():
+        image = window.grab()
+    with atomic_path(Path(args.out)) as tmp:
+        ok = image.save(str(tmp), "PNG")
+    window.close()
+    if not ok:
+        print(f"error: cannot write {args.out}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out} ({image.width()}x{image.height()})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
