@@ -41,7 +41,7 @@ SHORTCUTS = [
     ("inliers", "I", "Inliers only"),
     ("tracks", "T", "Keypoint tracks"),
     ("heatmap", "H", "Key.Net response heatmap"),
-    ("overlay", "O", "AR overlay: none / cube / axes / image / video"),
+    ("overlay", "O", "AR overlay: none / cube / axes in turn"),
     ("clear", "C", "Clear the targets"),
     ("record", "R", "Start / stop recording to MP4"),
     ("snapshot", "S", "Save a snapshot (PNG)"),

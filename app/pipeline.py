@@ -110,6 +110,7 @@ class FrameOutput:
         timings_ms: per-stage time of this frame.
         homographies, poses: per target (None where not tracked).
         events: target found / lost messages.
+        view: the view options it was drawn with.
         keypoints: (N, 4) x, y, scale, score; ``track_lengths`` and ``match_distances`` (N,) beside them.
     """
 
@@ -128,6 +129,7 @@ class FrameOutput:
     keypoints: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     track_lengths: np.ndarray | None = None
     match_distances: np.ndarray | None = None
+    view: ViewOptions | None = None
 
     @property
     def inlier_ratio(self) -> float:
@@ -249,11 +251,12 @@ class TrackingPipeline:
     def _output(self, frame: Frame, result: Any, fresh: bool) -> FrameOutput:
         state = "no model" if self.detector is None else "no target"
         if result is None:
-            return FrameOutput(frame.index, frame.image, np.ascontiguousarray(frame.image[..., ::-1]), fresh, state)
+            return FrameOutput(frame.index, frame.image, np.ascontiguousarray(frame.image[..., ::-1]), fresh, state,
+                               view=self.view)
         kps, timings = result
         bgr = draw_keypoints(frame.image, kps) if self.view.keypoints != "off" else frame.image
         return FrameOutput(frame.index, bgr, np.ascontiguousarray(bgr[..., ::-1]), fresh, state,
-                           timings_ms=timings, keypoints=kps.numpy())
+                           timings_ms=timings, keypoints=kps.numpy(), view=self.view)
 
 
 def descriptor_names() -> list[str]:

@@ -236,6 +236,7 @@ class ProcessingThread(threading.Thread):
             frame = self.slot.take(0.05)
             if frame is None or self._stopped.is_set():
                 continue
+            self._run_commands()  # those posted while waiting apply to this frame
             try:
                 output = self.pipeline.process(frame)
             except Exception as exc:

@@ -1,0 +1,285 @@
+"""The main window driven offscreen on the demo source: target by drag, views, recording, failures, responsiveness."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PyQt6.QtCore import QPoint, QPointF, QSettings, Qt, QTimer  # noqa: E402
+
+from app import frame_sources  # noqa: E402
+from app.main_window import MainWindow  # noqa: E402
+from app.pipeline import SourceSpec  # noqa: E402
+from app.settings_panel import AppSettings  # noqa: E402
+
+from .conftest import AUTHORS_WEIGHTS, REPO, require_shared  # noqa: E402
+
+FAST = dict(num_keypoints=400)
+
+
+def has_tracker() -> bool:
+    try:
+        import keynet.tracker  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_tracker = pytest.mark.skipif(not has_tracker(), reason="keynet.tracker (the tracking pipeline) is not in this checkout")
+
+
+@pytest.fixture
+def source(tmp_path) -> SourceSpec:
+    """The bundled demo; while it is absent, a small folder of a drifting random texture (320x240)."""
+    if frame_sources.demo_folder() is not None:
+        return SourceSpec.demo()
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.integers(0, 255, (400, 500), np.uint8), (0, 0), 1.5)
+    for i in range(60):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), texture[i % 20: i % 20 + 240, i % 30: i % 30 + 320])
+    return replace(SourceSpec.folder(tmp_path), loop=True)
+
+
+@pytest.fixture
+def make_window(qtbot, source):
+    windows = []
+
+    def make(spec: SourceSpec | None = None, settings: AppSettings | None = None) -> MainWindow:
+        if settings is None:
+            settings = AppSettings(model="file", weights_file=str(require_shared(AUTHORS_WEIGHTS)), device="cpu", **FAST)
+        w = MainWindow(spec or source, settings, remember=False, ask=False)
+        qtbot.addWidget(w)
+        w.resize(1000, 700)
+        w.show()
+        windows.append(w)
+        return w
+
+    yield make
+    for w in windows:
+        w.shutdown()
+        assert w.capture is None and not w.processing.is_alive()
+
+
+def wait_output(qtbot, window: MainWindow, after: int = -1, timeout: int = 15000):
+    qtbot.waitUntil(lambda: window.output is not None and window.output.fresh and window.output.index > after,
+                    timeout=timeout)
+    return window.output
+
+
+def wait_running(qtbot, window: MainWindow) -> None:
+    """Until frames come out of the model, tracking the source's target when the tracker is there."""
+    qtbot.waitUntil(lambda: window.output is not None and window.output.state != "no model", timeout=60000)
+    if has_tracker():
+        qtbot.waitUntil(lambda: window.output.state == "tracking", timeout=30000)
+
+
+def drag(qtbot, window: MainWindow, box: tuple[int, int, int, int]) -> None:
+    """Press, move and release the mouse over the frame rectangle ``box`` (x, y, w, h in frame pixels)."""
+    view = window.view
+    x, y, w, h = box
+    a = view.to_widget(QPointF(x, y)).toPoint()
+    b = view.to_widget(QPointF(x + w, y + h)).toPoint()
+    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=a)
+    qtbot.mouseMove(view, (a + b) / 2)
+    qtbot.mouseMove(view, b)
+    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=b)
+
+
+def pause_on_a_frame(qtbot, window: MainWindow):
+    """Pause, and wait until the last frame read has been processed and shown."""
+    window.actions["pause"].trigger()
+    qtbot.waitUntil(lambda: window.output.index == window.capture.frames_read - 1, timeout=10000)
+    return window.output
+
+
+@needs_tracker
+def test_drag_sets_the_target_and_tracking_starts_within_30_frames(qtbot, make_window):
+    window = make_window()
+    window.clear_targets()
+    first = wait_output(qtbot, window)
+    qtbot.waitUntil(lambda: window.output.state == "no target", timeout=5000)
+    h, w = first.rgb.shape[:2]
+    box = window.pipeline.demo_target_box(first.index) or (w // 4, h // 4, w // 2, h // 2)
+    drag(qtbot, window, box)
+    start = wait_output(qtbot, window, first.index).index
+    states = []
+
+    def tracking() -> bool:
+        states.append((window.output.index, window.output.state))
+        return window.output.state == "tracking"
+
+    qtbot.waitUntil(tracking, timeout=30000)
+    assert window.output.index - start <= 30, states
+    assert window.output.inliers > 0
+
+
+def test_each_view_toggles_and_changes_the_picture(qtbot, make_window):
+    window = make_window()
+    wait_running(qtbot, window)
+    before = pause_on_a_frame(qtbot, window)
+    for name, attr in (("matches", "matches"), ("tracks", "tracks"), ("heatmap", "heatmap"),
+                       ("inliers", "inliers_only")):
+        shown = window.output.rgb
+        window.actions[name].trigger()
+        assert getattr(window.view_options, attr) is True
+        qtbot.waitUntil(lambda: window.output.view == window.view_options, timeout=5000)
+        assert window.output.index == before.index and not window.output.fresh
+        if name != "inliers" and has_tracker():  # "inliers only" hides outliers' lines (there may be none)
+            assert not np.array_equal(window.output.rgb, shown), name
+        window.actions[name].trigger()
+        assert getattr(window.view_options, attr) is False
+    modes, pictures = [], []
+    for _ in range(3):
+        shown = window.output.rgb
+        window.actions["keypoints"].trigger()
+        modes.append(window.view_options.keypoints)
+        qtbot.waitUntil(lambda: window.output.view == window.view_options, timeout=5000)
+        pictures.append(window.output.rgb)
+    assert modes == ["scale", "off", "score"]
+    assert not np.array_equal(pictures[1], pictures[2])  # keypoints off, then drawn
+    for kind in ("none", "axes", "cube"):
+        window.choose_overlay(kind)
+        assert window.view_options.overlay == kind
+
+
+def test_pause_and_step_one_frame_at_a_time(qtbot, make_window):
+    window = make_window()
+    wait_output(qtbot, window)
+    out = pause_on_a_frame(qtbot, window)
+    qtbot.wait(300)
+    assert window.output.index == out.index
+    window.actions["step"].trigger()
+    qtbot.waitUntil(lambda: window.output.index == out.index + 1 and window.output.fresh, timeout=10000)
+    qtbot.wait(300)
+    assert window.output.index == out.index + 1
+
+
+def test_recording_reads_back_with_the_frames_written(qtbot, make_window, tmp_path):
+    window = make_window()
+    wait_running(qtbot, window)
+    tmp_path = tmp_path / "out"
+    path = tmp_path / "rec.mp4"
+    window.start_recording(path)
+    qtbot.waitUntil(lambda: window.recorder.frames >= 8, timeout=60000)
+    written = window.stop_recording()
+    assert written >= 8
+    cap = cv2.VideoCapture(str(path))
+    count = 0
+    while cap.read()[0]:
+        count += 1
+    cap.release()
+    assert count == written
+    window.snapshot(tmp_path / "snap.png")
+    snap = cv2.imread(str(tmp_path / "snap.png"))
+    assert snap is not None and snap.shape == window.output.bgr.shape
+    window.export_poses(tmp_path / "poses.json")
+    import json
+
+    frames = json.loads((tmp_path / "poses.json").read_text())["frames"]
+    assert len(frames) >= 8 and {"frame", "state", "homographies", "poses", "timings_ms"} <= set(frames[0])
+
+
+class BreakingSource:
+    """Twenty grey frames, then the camera goes away."""
+
+    def __init__(self) -> None:
+        self.i = 0
+
+    def read(self):
+        self.i += 1
+        if self.i > 20:
+            raise OSError("camera 7 was unplugged")
+        return np.full((200, 300, 3), 128, np.uint8)
+
+    def close(self) -> None:
+        pass
+
+
+class BreakingSpec(SourceSpec):
+    def opener(self):
+        return BreakingSource
+
+
+def test_a_source_failing_mid_stream_is_reported_and_the_app_stays_usable(qtbot, make_window, source):
+    window = make_window(BreakingSpec("camera", "camera:7", "Camera 7"))
+    qtbot.waitUntil(lambda: "unplugged" in window.statusBar().currentMessage(), timeout=10000)
+    assert "Camera 7" in window.statusBar().currentMessage()
+    window.open_source(source)
+    qtbot.waitUntil(lambda: window.output is not None and window.output.rgb.shape[:2] != (200, 300), timeout=30000)  # the new source's frames
+    window.open_source(SourceSpec.video(REPO / "no-such-video.mp4"))
+    qtbot.waitUntil(lambda: "no-such-video" in window.statusBar().currentMessage()
+                    and "failed" in window.statusBar().currentMessage(), timeout=10000)
+
+
+def test_the_event_loop_stays_responsive_while_processing(qtbot, make_window):
+    window = make_window()
+    wait_running(qtbot, window)
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    start_index = window.output.index
+    timer.start()
+    qtbot.wait(3000)
+    timer.stop()
+    gaps = np.diff(ticks)
+    assert window.output.index - start_index >= 10  # it was processing all along
+    assert gaps.max() < 0.100, f"longest gap {gaps.max() * 1000:.0f} ms"
+
+
+def test_without_weights_the_video_shows_with_a_message(qtbot, make_window, monkeypatch):
+    monkeypatch.setattr("app.pipeline.default_weights", lambda arch="keynet": None)
+    window = make_window(settings=AppSettings(model="keynet", device="cpu"))
+    out = wait_output(qtbot, window)
+    assert out.state == "no model"
+    assert "Weights file" in window.statusBar().currentMessage()
+    window.panel.choose_weights_file(str(REPO / "missing.pth"))
+    qtbot.waitUntil(lambda: "Cannot load the weights" in window.statusBar().currentMessage(), timeout=5000)
+
+
+def test_clicking_a_keypoint_shows_its_details(qtbot, make_window):
+    window = make_window()
+    wait_running(qtbot, window)
+    out = pause_on_a_frame(qtbot, window)
+    x, y = out.keypoints[0, :2]
+    qtbot.mouseClick(window.view, Qt.MouseButton.LeftButton, pos=window.view.to_widget(QPointF(x, y)).toPoint())
+    text = window.point_label.text()
+    assert f"score: {out.keypoints[0, 3]:.4f}" in text and f"scale: {out.keypoints[0, 2]:.2f}" in text
+    if has_tracker():
+        assert "track length" in text and "match distance" in text
+    qtbot.mouseClick(window.view, Qt.MouseButton.LeftButton, pos=QPoint(1, 1))
+
+
+def test_settings_are_remembered(tmp_path):
+    store = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    s = AppSettings(model="tiny_keynet", device="cpu", num_keypoints=800, nms_size=9, ratio=0.8, ransac_px=2.5)
+    s.save(store)
+    again = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    assert AppSettings.load(again) == s
+    again.setValue("settings/num_keypoints", "garbage")
+    assert AppSettings.load(again).num_keypoints == AppSettings().num_keypoints
+
+
+def test_settings_changes_apply_live(qtbot, make_window):
+    window = make_window()
+    wait_output(qtbot, window)
+    window.panel.num_keypoints.setValue(150)
+    qtbot.waitUntil(lambda: window.pipeline.settings.num_keypoints == 150, timeout=5000)
+    out = wait_output(qtbot, window, window.output.index)
+    assert len(out.keypoints) <= 150
+
+
+def test_main_without_a_display_says_so():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    r = subprocess.run([sys.executable, "main.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "xvfb-run" in r.stderr and "Traceback" not in r.stderr
