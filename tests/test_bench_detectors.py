@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from bench import detectors as bench
 from bench.readme import replace_section
+from keynet.weights import load_checkpoint, load_model
 
+from .conftest import DATA, require_shared
 from .test_datasets import make_sequence
 
 GRID = np.array([[x, y, 11.0, 1.0] for y in range(30, 130, 24) for x in range(30, 160, 24)], float)
@@ -98,3 +102,30 @@ def test_a_missing_homography_exits_with_the_file_named(tmp_path, capsys, monkey
     monkeypatch.setattr(bench, "build_detectors", lambda mode: {"none": lambda image: np.zeros((0, 4))})
     assert bench.main(["--data", str(tmp_path)]) == 2
     assert "H_1_3 is missing" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_our_keynet_and_kornias_agree_on_a_real_sequence(authors_weights):
+    folder = require_shared(DATA / "hpatches" / "v_wormhole")
+    detectors = {bench.AUTHORS: bench.keynet_detector(load_model(authors_weights), True, "exact"),
+                 bench.KORNIA: bench.kornia_detector(load_checkpoint(authors_weights)["state_dict"])}
+    result = bench.run(folder, detectors)
+    assert result["kornia_agreement"]["mean_percent"] > 90
+    ours, kornia = (result["detectors"][n]["by_kind"]["viewpoint"] for n in (bench.AUTHORS, bench.KORNIA))
+    assert ours["repeatability_sl"] == pytest.approx(kornia["repeatability_sl"], abs=3)
+    assert ours["repeatability_l"] == pytest.approx(kornia["repeatability_l"], abs=3)
+    assert ours["scale_range"] == pytest.approx(kornia["scale_range"], rel=0.01)
+
+
+def test_readme_only_renders_the_saved_results(shifted_set, tmp_path, monkeypatch):
+    result = bench.run(shifted_set, {"grid": shifting_grid()})
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "detectors-oxford.json").write_text(json.dumps(result), encoding="utf-8")
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- detectors:begin -->\n<!-- detectors:end -->\n", encoding="utf-8")
+    monkeypatch.setattr(bench, "RESULTS", results)
+    monkeypatch.setattr(bench, "replace_section", lambda name, text: replace_section(name, text, readme))
+    assert bench.main(["--readme-only"]) == 0
+    assert "**oxford** (1 sequences" in readme.read_text(encoding="utf-8")
+    assert "| grid | 100.0 / 100.0 | 100.0 |" in readme.read_text(encoding="utf-8")

@@ -81,3 +81,19 @@ def test_a_corrupt_image_is_named(tmp_path):
     seq = find_sequences(tmp_path)[0]
     with pytest.raises(ValueError, match="2.png is not a readable image"):
         seq.load(1)
+
+
+def test_pgm_and_ppm_with_comment_lines_are_read(tmp_path):
+    folder = tmp_path / "boat"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    grey = rng.integers(0, 256, (40, 48), dtype=np.uint8)
+    colour = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    (folder / "img1.pgm").write_bytes(b"P5\n# CREATOR: XV Version 3.10a\n48 40\n255\n" + grey.tobytes())
+    (folder / "img2.ppm").write_bytes(b"P6\n# a comment\n48 40\n# another\n255\n" + colour.tobytes())
+    np.savetxt(folder / "H1to2p", np.eye(3))
+    seq = find_sequences(folder)[0]
+    assert seq.kind == "viewpoint" and len(seq.images) == 2
+    assert np.array_equal(seq.load(0), grey)
+    assert np.array_equal(seq.load(1), colour[..., ::-1])  # OpenCV order: BGR
+
