@@ -16,7 +16,7 @@ import torch
 import trainer.train as train
 from keynet.weights import load_model, read_model_card
 
-from .conftest import REPO
+from .conftest import DATA, REPO, require_shared
 
 TINY = ["--train-pairs", "32", "--val-pairs", "8", "--batch-size", "8", "--crop", "64", "--workers", "0",
         "--threads", "1", "--device", "cpu"]
@@ -151,3 +151,18 @@ def test_torchrun_with_two_processes_ends_with_the_weights_of_one(photos, tmp_pa
     two_model.load_state_dict(b)
     with torch.no_grad():
         torch.testing.assert_close(one_model(image), two_model(image), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_short_cpu_training_on_real_photographs_lowers_the_loss_and_raises_repeatability(tmp_path):
+    folders = [require_shared(DATA / "train_images"), require_shared(DATA / "train_photos")]
+    out = tmp_path / "real"
+    result = run([sys.executable, "-m", "trainer", *[a for f in folders for a in ("--images", str(f))], "--out",
+                  str(out), "--train-pairs", "320", "--val-pairs", "48", "--crop", "128", "--epochs", "3",
+                  "--bf16", "--workers", "2"])
+    assert result.returncode == 0, result.stderr
+    history = torch.load(out / "last.pt", weights_only=True)["history"]
+    losses = [r["train_loss"] for r in history[1:]]
+    repeatability = [r["val_repeatability"] for r in history]
+    assert losses[-1] < losses[0], losses
+    assert max(repeatability[1:]) > repeatability[0] + 10, repeatability  # epoch 0: the He initialisation
