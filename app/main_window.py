@@ -271,11 +271,7 @@ class MainWindow(QMainWindow):
 
     # ----------------------------------------------------------------- settings and views
     def post_configure(self, settings: AppSettings) -> None:
-        def configure(p: TrackingPipeline) -> None:
-            notice = p.configure(settings)
-            self.signals.notice.emit(notice or "")
-
-        self.processing.post(configure)
+        self.processing.post(lambda p: p.configure(settings))
 
     def apply_settings(self, settings: AppSettings) -> None:
         if self.remember:

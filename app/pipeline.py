@@ -18,6 +18,7 @@ import torch
 
 from keynet.cli import draw_keypoints
 from keynet.detect import KeyNetDetector
+from keynet.image import read_image
 from keynet.weights import WeightsError, default_weights, load_model
 
 from . import frame_sources as sources
@@ -29,6 +30,7 @@ NO_WEIGHTS_MESSAGE = (
     "No Key.Net weights for {model}: choose one in Settings → Model → Weights file (a .pt or .pth file). "
     "Showing the video without tracking."
 )
+TRACKER_MISSING = "Target kept; tracking it needs keynet.tracker, which this build does not have yet."
 CLICK_RADIUS_PX = 12.0
 DEFAULT_FILE_FPS = 30.0
 FRAME_HISTORY = 16  # recent frames kept so that a rectangle dragged on a shown frame cuts that frame
@@ -202,6 +204,7 @@ class TrackingPipeline:
         self.on_record = on_record
         self.detector: KeyNetDetector | None = None
         self.frames: dict[int, np.ndarray] = {}
+        self.targets: list[np.ndarray] = []
         self.last: tuple[Frame, Any] | None = None
 
     # -- changes posted by the UI
@@ -221,6 +224,23 @@ class TrackingPipeline:
         self.detector = KeyNetDetector(model, num_keypoints=settings.num_keypoints, nms_size=settings.nms_size,
                                        multi_scale=False, mode="fast", device=device)
         return message
+
+    def add_target_rect(self, box: tuple[int, int, int, int], frame_index: int) -> str:
+        """Track the region ``box`` (x, y, w, h) of the shown frame ``frame_index``; returns a message for the user."""
+        image = self.frames.get(frame_index)
+        if image is None:
+            raise ValueError(f"frame {frame_index} is no longer in memory; drag the rectangle again")
+        x, y, w, h = box
+        self.targets.append(image[y: y + h, x: x + w].copy())
+        return TRACKER_MISSING
+
+    def add_target_image(self, path: str) -> str:
+        """Track the planar image at ``path``; returns a message for the user."""
+        self.targets.append(read_image(path))
+        return TRACKER_MISSING
+
+    def clear_targets(self) -> None:
+        self.targets.clear()
 
     def new_source(self, spec: SourceSpec) -> None:
         """A new source: forget the frames of the last one."""

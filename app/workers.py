@@ -200,7 +200,10 @@ class ProcessingThread(threading.Thread):
         self._stopped.set()
 
     def post(self, command: Callable[[Pipeline], Any]) -> None:
-        """Run ``command(pipeline)`` in this thread before the next frame; if it returns an output, show it."""
+        """Run ``command(pipeline)`` in this thread before the next frame.
+
+        What it returns is shown: an output replaces the one on screen, a string is a notice for the user.
+        """
         with self._lock:
             self._commands.append(command)
 
@@ -227,7 +230,9 @@ class ProcessingThread(threading.Thread):
                 self.signals.processing_failed.emit(str(exc))
                 log.debug("details", exc_info=True)
                 continue
-            if output is not None:
+            if isinstance(output, str):
+                self.signals.notice.emit(output)
+            elif output is not None:
                 self._publish(output)
 
     def run(self) -> None:
