@@ -31,6 +31,7 @@ from .views import VideoView, to_qimage
 from .workers import CaptureThread, LatestFrame, ProcessingThread, WorkerSignals
 
 JOIN_TIMEOUT_S = 3.0
+FPS_WINDOW_FRAMES, FPS_WINDOW_S = 30, 5.0  # frames per second over the last 30 frames shown, at most 5 s
 
 # (action name, shortcut, description) for the Help menu and the actions themselves.
 SHORTCUTS = [
@@ -356,8 +357,9 @@ class MainWindow(QMainWindow):
         self.view.set_image(to_qimage(output.rgb))
         now = time.perf_counter()
         if output.fresh:
-            self.frame_times = [t for t in self.frame_times if now - t < 1.0] + [now]
-            fps = (len(self.frame_times) - 1) / max(now - self.frame_times[0], 1e-6) if len(self.frame_times) > 1 else 0.0
+            self.frame_times = [t for t in self.frame_times[-FPS_WINDOW_FRAMES:] if now - t < FPS_WINDOW_S] + [now]
+            span = now - self.frame_times[0]
+            fps = (len(self.frame_times) - 1) / span if span > 0 else 0.0
             self.chart.add(output.timings_ms, fps, output.inliers, output.inlier_ratio)
             self.fps_label.setText(f"fps: {fps:.1f}")
             self.pose_log.add(output.record())
