@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from keynet.files import atomic_write_json, atomic_write_text
+from keynet.inference import keep_freed_memory
 from trainer.train import Trainer, resolve_device
 
 from .machine import describe_machine, machine_line
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-save", action="store_true", help="print only; do not write bench/results/")
     args = parser.parse_args(argv)
     images = args.images or [str(DEFAULT_IMAGES)]
+    keep_freed_memory()
     result = run(images, str(resolve_device(args.device)), args.batch_size, args.crop, args.steps, args.warmup)
     text = markdown(result)
     print(text)

@@ -122,6 +122,8 @@ def test_sigkill_then_resume_loses_at_most_one_epoch_and_ends_as_an_uninterrupte
     state = torch.load(out / "last.pt", weights_only=True)
     assert state["epoch"] == 5 and [r["epoch"] for r in state["history"]] == [0, 1, 2, 3, 4, 5]
     assert not list(out.glob(".*tmp*"))
+    other_data = run(train_cmd(photos, out, *epochs, "--resume", "--seed", "1"))
+    assert other_data.returncode == 2 and "changed: seed 0 -> 1" in other_data.stderr
 
     straight = run(train_cmd(photos, tmp_path / "straight", *epochs))
     assert straight.returncode == 0, straight.stderr

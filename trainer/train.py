@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from keynet.detect import local_maxima
 from keynet.files import atomic_path, atomic_torch_save
+from keynet.inference import keep_freed_memory
 from keynet.metrics import COMMON_REGION_BORDER, common_region_masks, repeatability, select_in_mask
 from keynet.model import KeyNet, build_model
 from keynet.weights import save_weights
@@ -139,11 +140,12 @@ def optimizer_for(model: nn.Module, conf: dict[str, Any]) -> torch.optim.Optimiz
                              {"params": others, "weight_decay": 0.0}], lr=conf["lr"])
 
 
-def validation_repeatability(model: KeyNet, pairs: Pairs, top_k: int, batch_size: int = 32) -> float:
+def validation_repeatability(model: KeyNet, pairs: Pairs, top_k: int, bf16: bool = False,
+                             batch_size: int = 32) -> float:
     """Mean repeatability (%) of the single-scale maxima over the validation pairs (keynet.metrics, ``L``).
 
     Keypoints: strict 15x15 maxima of the response, the ``top_k`` best inside each image's common region (15 px
-    from either border), as the benchmark's protocol.
+    from either border), as the benchmark's protocol. ``bf16``: the network under bf16 autocast, as in training.
     """
     was_training = model.training
     model.eval()
@@ -151,7 +153,8 @@ def validation_repeatability(model: KeyNet, pairs: Pairs, top_k: int, batch_size
     with torch.no_grad():
         for start in range(0, len(pairs), batch_size):
             a, b, h_ab, _ = pairs.batch(slice(start, start + batch_size))
-            responses = model(torch.cat([a, b])).float().cpu()
+            with torch.autocast(a.device.type, dtype=torch.bfloat16, enabled=bf16):
+                responses = model(torch.cat([a, b])).float().cpu()
             maxima = local_maxima(responses, 15, 0, 0.0)
             for i, h in enumerate(h_ab.cpu().double().numpy()):
                 size = tuple(a.shape[-2:])
@@ -164,6 +167,10 @@ def validation_repeatability(model: KeyNet, pairs: Pairs, top_k: int, batch_size
                 scores.append(repeatability(circles[0], circles[1], h).repeatability_l)
     model.train(was_training)
     return float(np.mean(scores)) if scores else 0.0
+
+
+#: Options that define a run's data and model: --resume refuses to change them (epochs, lr, bf16... may change).
+RUN_DEFINING = ("train_pairs", "val_pairs", "crop", "seed", "tiny", "batch_size")
 
 
 class NonFiniteLoss(RuntimeError):
@@ -238,6 +245,10 @@ class Trainer:
                 "history": self.history, "conf": self.conf, "torch_rng": torch.get_rng_state()}
 
     def _restore(self, state: dict[str, Any]) -> None:
+        changed = [k for k in RUN_DEFINING if state["conf"].get(k) != self.conf[k]]
+        if changed:
+            raise ValueError("--resume needs the options of the run in " + str(self.out) + "; changed: " + ", ".join(
+                f"{k} {state['conf'].get(k)!r} -> {self.conf[k]!r}" for k in changed))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -289,7 +300,7 @@ class Trainer:
         return float(check) / self.world
 
     def validate(self) -> float:
-        return validation_repeatability(self.model, self.val_pairs, self.conf["val_keypoints"])
+        return validation_repeatability(self.model, self.val_pairs, self.conf["val_keypoints"], self.conf["bf16"])
 
     def fit(self) -> Path:
         """Train the remaining epochs; returns the exported weights file."""
@@ -430,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
     parser.add_argument("--overwrite", action="store_true", help="start afresh in an existing --out")
     args = parser.parse_args(argv)
+    keep_freed_memory()  # the same large activations every step: no page faults on fresh memory each time
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
