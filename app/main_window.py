@@ -165,6 +165,7 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         source = bar.addMenu("&Source")
         self.camera_menu = source.addMenu("Camera")
+        self._cameras: list[SourceSpec] | None = None
         self.camera_menu.aboutToShow.connect(self._fill_camera_menu)
         self._action("open_video", source, self._ask_video)
         self._action("open_folder", source, self._ask_folder)
@@ -208,17 +209,25 @@ class MainWindow(QMainWindow):
 
     # ----------------------------------------------------------------- sources
     def default_source(self) -> SourceSpec:
-        cameras = [s for s in available_sources() if s.kind == "camera"]
+        cameras = self.cameras()
         return cameras[0] if cameras else SourceSpec.demo()
 
-    def _fill_camera_menu(self) -> None:
+    def cameras(self, refresh: bool = False) -> list[SourceSpec]:
+        """The cameras found (probed once; ``refresh`` probes again, e.g. after plugging one in)."""
+        if refresh or self._cameras is None:
+            self._cameras = [s for s in available_sources() if s.kind == "camera"]
+        return self._cameras
+
+    def _fill_camera_menu(self, refresh: bool = False) -> None:
         self.camera_menu.clear()
-        cameras = [s for s in available_sources() if s.kind == "camera"]
+        cameras = self.cameras(refresh)
         if not cameras:
             a = self.camera_menu.addAction("No camera found")
             a.setEnabled(False)
         for spec in cameras:
             self.camera_menu.addAction(spec.label, lambda spec=spec: self.open_source(spec))
+        self.camera_menu.addSeparator()
+        self.camera_menu.addAction("Look for cameras again", lambda: self._fill_camera_menu(refresh=True))
 
     def _ask_video(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a video", "", "Videos (*.mp4 *.avi *.mov *.mkv *.webm);;All files (*)")
