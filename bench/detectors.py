@@ -77,7 +77,8 @@ SIFT_DIAMETER = 3.0  # x KeyPoint.size: the extent of SIFT's own descriptor (6 x
 ORB_DIAMETER = 0.5  # x KeyPoint.size: ORB describes a patch KeyPoint.size wide
 AGREEMENT_PX = 1.0
 
-OURS, AUTHORS, KORNIA = "Key.Net-SI (ours)", "Key.Net-SI (authors)", "kornia KeyNetDetector (authors)"
+AUTHORS, KORNIA = "Key.Net-SI (authors)", "kornia KeyNetDetector (authors)"
+RANDOM = "random points (chance level)"
 # Scale-invariant and translation-invariant groups for the ranking check (the paper's Table 2 compares each).
 RANK_GROUPS = {"SI": ("Key.Net-SI (authors)", ("SIFT", "ORB")),
                "TI": ("Key.Net-TI (authors)", ("FAST", "GFTT/Harris"))}
@@ -153,6 +154,19 @@ def opencv_detector(make: Callable[[], cv2.Feature2D], diameter: Callable[[cv2.K
     return detect
 
 
+def random_detector(seed: int = 0) -> Detector:
+    """Uniformly random points of a fixed diameter: the chance level of every measure (L is lenient: a 30 px
+    normalised circle accepts a partner up to about 10 px away)."""
+    rng = np.random.default_rng(seed)
+
+    def detect(image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        xy = rng.uniform((0, 0), (w - 1, h - 1), (CANDIDATES, 2))
+        return np.column_stack([xy, np.full(CANDIDATES, FIXED_DIAMETER / 2), -np.arange(CANDIDATES, dtype=float)])
+
+    return detect
+
+
 def build_detectors(mode: str = "exact") -> dict[str, Detector]:
     """Every detector of the benchmark that can run here (ours only when their weights exist)."""
     detectors: dict[str, Detector] = {}
@@ -174,6 +188,7 @@ def build_detectors(mode: str = "exact") -> dict[str, Detector]:
     detectors["GFTT/Harris"] = opencv_detector(
         lambda: cv2.GFTTDetector_create(maxCorners=CANDIDATES, qualityLevel=0.001, useHarrisDetector=True),
         lambda k: FIXED_DIAMETER)
+    detectors[RANDOM] = random_detector()
     return detectors
 
 
@@ -365,7 +380,7 @@ def ranking(result: dict) -> list[str]:
             names = [n for n in (keynet, *peers) if n in result["detectors"]]
             if keynet not in names or len(names) < 2:
                 continue
-            for index, label in ((0, "SL"), (1, "L")):
+            for index, label, key in ((0, "SL", "repeatability_sl"), (1, "L", "repeatability_l")):
                 per_pair = {n: np.array([v[index] for seq, pairs in result["detectors"][n]["pairs"].items()
                                          if result["sequences"][seq] == kind for v in pairs]) for n in names}
                 means = {n: float(v.mean()) for n, v in per_pair.items()}
@@ -381,8 +396,9 @@ def ranking(result: dict) -> list[str]:
                                  - PAPER_TABLE2[PAPER_ROWS[peer]][kind][index])
                         text += f"; paper {paper:+.1f}"
                     parts.append(text + ")")
+                chance = result["detectors"].get(RANDOM, {}).get("by_kind", {}).get(kind, {}).get(key)
                 lines.append(f"- {kind}, {group}, Rep {label}: {keynet} {means[keynet]:.1f}, rank {rank}/{len(names)}; "
-                             + ", ".join(parts) + ".")
+                             + ", ".join(parts) + (f"; random points {chance:.1f}." if chance is not None else "."))
     return lines
 
 
@@ -416,7 +432,8 @@ def markdown(result: dict, title: str) -> str:
              "wherever it exceeds 2.".format(*result["load_average"]), "",
              *([DATA_NOTES[Path(result["data"]).name], ""] if Path(result["data"]).name in DATA_NOTES else []),
              "Repeatability (%, top 1,000 in the common region, overlap error < 0.4 at 30 px), mean overlap error "
-             "of the correspondences and S_range (largest / smallest region), like the paper's Table 2:", ""]
+             "of the correspondences and S_range (largest / smallest region), like the paper's Table 2; "
+             f"'{RANDOM}' are uniformly random points of one size, what each measure gives by chance:", ""]
     lines += ["| detector | " + " | ".join(f"{k} Rep SL | {k} Rep L | {k} ε SL | {k} ε L | {k} S range"
                                              for k in kinds) + " |",
               "|---|" + "---:|" * (5 * len(kinds))]
@@ -481,9 +498,11 @@ def plot(result: dict, path: Path) -> None:
         mma = np.average([k["mma"] for k in pairs], axis=0, weights=[k["pairs"] for k in pairs])
         ax2.plot(MMA_THRESHOLDS, 100 * mma, marker="o", label=name)
     ax1.set_xticks(np.arange(len(seqs)) + 0.4 - width / 2, seqs, rotation=60, ha="right", fontsize=7)
+    ax1.set_ylim(0, 125)  # room for the legend above the bars
+    ax1.set_yticks(range(0, 101, 20))
     ax1.set_ylabel("repeatability SL (%)")
     ax1.set_title(f"Repeatability per sequence: {Path(result['data']).name}")
-    ax1.legend(fontsize=7, ncol=2)
+    ax1.legend(fontsize=7, ncol=4, loc="upper center")
     ax2.set_xlabel("threshold (px)")
     ax2.set_ylabel("MMA (%)")
     ax2.set_title("Mean matching accuracy (RootSIFT patches, mutual NN)")

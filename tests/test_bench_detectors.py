@@ -129,3 +129,11 @@ def test_readme_only_renders_the_saved_results(shifted_set, tmp_path, monkeypatc
     assert bench.main(["--readme-only"]) == 0
     assert "**oxford** (1 sequences" in readme.read_text(encoding="utf-8")
     assert "| grid | 100.0 / 100.0 | 100.0 |" in readme.read_text(encoding="utf-8")
+
+
+def test_random_points_fill_the_image_and_repeat_by_seed():
+    image = np.zeros((60, 80), np.uint8)
+    a, b = bench.random_detector(3)(image), bench.random_detector(3)(image)
+    assert np.array_equal(a, b) and a.shape == (bench.CANDIDATES, 4)
+    assert a[:, 0].min() >= 0 and a[:, 0].max() <= 79 and a[:, 1].max() <= 59
+    assert np.all(np.diff(a[:, 3]) < 0)  # best first
