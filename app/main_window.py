@@ -146,6 +146,11 @@ class MainWindow(QMainWindow):
         self.fps_label = QLabel("fps: -")
         self.inlier_label = QLabel("inliers: -")
         self.rec_label = QLabel("")
+        self.notice_label = QLabel("")
+        self.notice_label.setStyleSheet("color: #b35900; font-weight: bold")
+        self.notice_label.setWordWrap(True)
+        self.notice_label.setVisible(False)
+        bar.addWidget(self.notice_label, 1)
         for w in (self.rec_label, self.state_label, self.inlier_label, self.fps_label):
             w.setMinimumWidth(90)
             bar.addPermanentWidget(w)
@@ -451,8 +456,11 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "keynet-live", text)
 
     def _notice(self, text: str) -> None:
+        """A lasting notice (no weights, a model that failed to load, ...) beside the status bar; "" clears it."""
+        self.notice_label.setText(text)
+        self.notice_label.setToolTip(text)
+        self.notice_label.setVisible(bool(text))
         if text:
-            self.statusBar().showMessage(text)
             self.view.set_message(text)
 
     def show_shortcuts(self) -> None:

@@ -241,9 +241,13 @@ def test_without_weights_the_video_shows_with_a_message(qtbot, make_window, monk
     window = make_window(settings=AppSettings(model="keynet", device="cpu"))
     out = wait_output(qtbot, window)
     assert out.state == "no model"
-    assert "Weights file" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: "Weights file" in window.notice_label.text(), timeout=5000)
+    assert window.notice_label.isVisible()
     window.panel.choose_weights_file(str(REPO / "missing.pth"))
-    qtbot.waitUntil(lambda: "Cannot load the weights" in window.statusBar().currentMessage(), timeout=5000)
+    qtbot.waitUntil(lambda: "Cannot load the weights" in window.notice_label.text(), timeout=5000)
+    window.panel.choose_weights_file(str(require_shared(AUTHORS_WEIGHTS)))
+    qtbot.waitUntil(lambda: not window.notice_label.isVisible(), timeout=30000)
+    qtbot.waitUntil(lambda: window.output.state != "no model", timeout=30000)
 
 
 def test_clicking_a_keypoint_shows_its_details(qtbot, make_window):
