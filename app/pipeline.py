@@ -261,7 +261,8 @@ class TrackingPipeline:
         if self.detector is not None:
             t0 = time.perf_counter()
             kps = self.detector.detect(frame.image)[0]
-            result = (kps, {"detect": (time.perf_counter() - t0) * 1000})
+            # "wait": from capture to the start of processing (the hand-off keeps it under one frame's processing)
+            result = (kps, {"wait": (t0 - frame.time) * 1000, "detect": (time.perf_counter() - t0) * 1000})
         self.last = (frame, result)
         output = self._output(frame, result, fresh=True)
         if self.on_record is not None:
