@@ -121,6 +121,11 @@ class MainWindow(QMainWindow):
         side = QWidget()
         layout = QVBoxLayout(side)
         layout.addWidget(self.panel)
+        self.notice_label = QLabel("")
+        self.notice_label.setStyleSheet("color: #b35900; font-weight: bold")
+        self.notice_label.setWordWrap(True)
+        self.notice_label.setVisible(False)
+        layout.addWidget(self.notice_label)
         self.target_label = QLabel("Target: drag a rectangle on the video, or Target ▸ Load image")
         self.target_label.setWordWrap(True)
         self.point_label = QLabel("Click a keypoint to inspect it")
@@ -146,11 +151,6 @@ class MainWindow(QMainWindow):
         self.fps_label = QLabel("fps: -")
         self.inlier_label = QLabel("inliers: -")
         self.rec_label = QLabel("")
-        self.notice_label = QLabel("")
-        self.notice_label.setStyleSheet("color: #b35900; font-weight: bold")
-        self.notice_label.setWordWrap(True)
-        self.notice_label.setVisible(False)
-        bar.addWidget(self.notice_label, 1)
         for w in (self.rec_label, self.state_label, self.inlier_label, self.fps_label):
             w.setMinimumWidth(90)
             bar.addPermanentWidget(w)
@@ -461,7 +461,7 @@ class MainWindow(QMainWindow):
         self.notice_label.setToolTip(text)
         self.notice_label.setVisible(bool(text))
         if text:
-            self.view.set_message(text)
+            self.statusBar().showMessage(text, 8000)
 
     def show_shortcuts(self) -> None:
         rows = "".join(f"<tr><td><b>{k}</b></td><td>&nbsp;{t}</td></tr>" for _, k, t in SHORTCUTS)
