@@ -12,6 +12,7 @@ at least 56 pairs/s.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -35,6 +36,7 @@ PAPER_EPOCH_PAIRS = 45 * 9000
 
 
 def run(images: list[str], device: str, batch_size: int, crop: int, steps: int, warmup: int) -> dict:
+    load_before = os.getloadavg()[0]
     configs = [(arch, bf16) for arch in ("keynet", "tiny_keynet") for bf16 in (False, True)]
     trainers = {}
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
@@ -69,6 +71,7 @@ def run(images: list[str], device: str, batch_size: int, crop: int, steps: int, 
                      "hours_for_paper_schedule": PAPER_EPOCH_PAIRS / pairs_per_s / 3600, "steps": len(ts)})
     return {"device": device_type, "machine": describe_machine(device_type), "images": images,
             "paper_pairs_per_s": PAPER_PAIRS_PER_SECOND, "rows": rows,
+            "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "note": "other processes may have been running on this machine during the measurement"}
 
 
@@ -76,7 +79,8 @@ def markdown(result: dict) -> str:
     lines = [f"Training throughput on {result['device']}: {machine_line(result['machine'])}.",
              "The trainer's optimiser step (siamese forward, M-SIP loss, backward, Adam), median of "
              f"{result['rows'][0]['steps']} steps after warm-up, configurations taking turns; "
-             f"{result['note']}.", "",
+             f"{result['note']} (1-minute load average {result['load_average_1min'][0]} before, "
+             f"{result['load_average_1min'][1]} after, on {result['machine']['cpu_cores']} cores).", "",
              "| model | precision | batch | pairs/s | x paper (GTX 1080 Ti, 56 pairs/s) | hours for 45 x 9,000 pairs |",
              "|---|---|---:|---:|---:|---:|"]
     for r in result["rows"]:
