@@ -17,6 +17,7 @@ from PyQt6.QtWidgets import QApplication
 from keynet.files import atomic_path
 from keynet.inference import keep_freed_memory
 
+from . import leave_a_core_free
 from .main_window import MainWindow
 from .pipeline import SourceSpec
 from .settings_panel import AppSettings
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--view", default="", help="comma-separated layers to turn on: matches,tracks,heatmap")
     args = parser.parse_args(argv)
     keep_freed_memory()
+    leave_a_core_free()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("keynet-live")
     settings = AppSettings(model="file", weights_file=args.weights, device="cpu") if args.weights else AppSettings()

@@ -22,9 +22,11 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import torch  # noqa: E402
 from PyQt6.QtCore import QEventLoop, QTimer  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
+from app import leave_a_core_free  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from app.pipeline import FrameOutput, SourceSpec, TrackingPipeline, ViewOptions  # noqa: E402
 from app.settings_panel import AppSettings  # noqa: E402
@@ -111,16 +113,17 @@ def markdown(result: dict) -> str:
         f"shown with Key.Net. Load average (1 min) at the end: {result['load_average_1min']:.1f} on "
         f"{result['machine']['cpu_cores']} cores: other processes may have been running.",
         "",
-        "| model | weights | shown fps | processed fps | headless fps | x headless | frames dropped | tracking | median stage ms |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| model | torch threads | weights | shown fps | processed fps | headless fps | x headless | frames dropped "
+        "| tracking | median stage ms |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in result["runs"]:
         if "skipped" in r:
-            lines.append(f"| {r['model']} | {r['skipped']} | | | | | | | |")
+            lines.append(f"| {r['model']} | {r['threads']} | {r['skipped']} | | | | | | | |")
             continue
         stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stage_ms"].items())
         lines.append(
-            f"| {r['model']} | {r['weights']} | {r['shown_fps']:.1f} | {r['processed_fps']:.1f} | "
+            f"| {r['model']} | {r['threads']} | {r['weights']} | {r['shown_fps']:.1f} | {r['processed_fps']:.1f} | "
             f"{r['headless_fps']:.1f} | {r['shown_fps'] / r['headless_fps']:.2f} | {r['dropped_frames']} | "
             f"{r['tracking_share']:.0%} | {stages} |"
         )
@@ -135,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     args = parser.parse_args(argv)
     keep_freed_memory()
+    app_threads = leave_a_core_free()
+    all_threads = os.cpu_count() or 1
     app = QApplication.instance() or QApplication(sys.argv[:1])
     if args.source:
         spec = SourceSpec.folder(args.source) if Path(args.source).is_dir() else SourceSpec.video(args.source)
@@ -142,22 +147,28 @@ def main(argv: list[str] | None = None) -> int:
     else:
         spec = SourceSpec.demo()
     runs = []
-    for architecture, label in (("keynet", "Key.Net"), ("tiny_keynet", "Tiny-Key.Net")):
+    # The app's thread count, and (the peer) torch on every core, as a plain torch program would run.
+    configs = [("keynet", "Key.Net", app_threads), ("keynet", "Key.Net", all_threads),
+               ("tiny_keynet", "Tiny-Key.Net", app_threads)]
+    for architecture, label, threads in configs if all_threads > app_threads else configs[::2]:
         settings, weights = settings_for(architecture, args.num_keypoints)
         if settings is None:
             print(f"{label}: skipped, {weights}", file=sys.stderr)
-            runs.append({"model": label, "skipped": weights})
+            runs.append({"model": label, "threads": threads, "skipped": weights})
             continue
+        torch.set_num_threads(threads)
         r = measure_app(app, spec, settings, args.seconds)
         r["headless_fps"] = measure_headless(spec, settings, 60)
-        r.update(model=label, weights=weights)
-        print(f"{label}: shown {r['shown_fps']:.1f} fps, processed {r['processed_fps']:.1f}, "
+        r.update(model=label, weights=weights, threads=threads)
+        print(f"{label}, {threads} thread(s): shown {r['shown_fps']:.1f} fps, processed {r['processed_fps']:.1f}, "
               f"headless {r['headless_fps']:.1f}", file=sys.stderr)
         runs.append(r)
+    torch.set_num_threads(app_threads)
     result = {
         "source": spec.label,
         "seconds": args.seconds,
-        "settings": f"fast mode, single scale, {args.num_keypoints} keypoints, CPU",
+        "settings": f"fast mode, single scale, {args.num_keypoints} keypoints, CPU; the app runs torch on "
+                    f"{app_threads} of {all_threads} cores",
         "target_fps": TARGET_FPS,
         "machine": describe_machine("cpu"),
         "load_average_1min": os.getloadavg()[0],
