@@ -48,8 +48,6 @@ class LatencyChart(QWidget):
         top_ms = max([33.3, *totals]) * 1.1
         top_fps = max([30.0, *(f for _, f, _, _ in self.frames)]) * 1.1
         bar_w = plot.width() / self.history
-        # Reference line at 1/15 s: the real-time budget.
-        self._hline(p, plot, 1000 / 15 / top_ms, "#777777", f"{1000 / 15:.0f} ms")
         for i, (timings, *_rest) in enumerate(self.frames):
             x = plot.left() + i * bar_w
             y = plot.bottom()
@@ -57,6 +55,8 @@ class LatencyChart(QWidget):
                 h = timings.get(stage, 0.0) / top_ms * plot.height()
                 p.fillRect(QRectF(x, y - h, max(1.0, bar_w - 0.5), h), QColor(self._colour(stage)))
                 y -= h
+        # Reference line at 1/15 s: the real-time budget.
+        self._hline(p, plot, 1000 / 15 / top_ms, "#bbbbbb", f"{1000 / 15:.0f} ms")
         self._line(p, plot, [f / top_fps for _, f, _, _ in self.frames], bar_w, "#ffffff")
         self._line(p, plot, [r for *_, r in self.frames], bar_w, "#59ff59")
         p.setPen(QColor("#dddddd"))

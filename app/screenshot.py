@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from PyQt6.QtCore import QEventLoop, QTimer
+from PyQt6.QtCore import QEventLoop, QPointF, QTimer
 from PyQt6.QtWidgets import QApplication
 
 from keynet.files import atomic_path
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = AppSettings(model="file", weights_file=args.weights, device="cpu") if args.weights else AppSettings()
     if args.source:
         spec = SourceSpec.folder(args.source) if Path(args.source).is_dir() else SourceSpec.video(args.source)
+        spec = replace(spec, loop=True)
     else:
         spec = SourceSpec.demo()
     window = MainWindow(spec, settings, remember=False, ask=False)
@@ -48,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     loop = QEventLoop()
     QTimer.singleShot(int(args.seconds * 1000), loop.quit)
     loop.exec()
+    if window.output is not None and len(window.output.keypoints):
+        x, y = window.output.keypoints[0, :2]
+        window.inspect_point(QPointF(float(x), float(y)))  # fill the inspection panel with the best keypoint
+        app.processEvents()
     screen = window.screen()
     image = screen.grabWindow(window.winId()) if screen is not None else window.grab()
     if image.isNull():
