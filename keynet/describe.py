@@ -1,0 +1,139 @@
+"""Descriptors at Key.Net keypoints, one interface for all.
+
+``Describer(descriptor=...)`` with ``"orb"``, ``"brisk"``, ``"sift"`` (OpenCV, computed on our keypoints, CPU),
+``"patch_sift"`` (kornia's SIFTDescriptor on patches cut at each keypoint's scale, on the detector's device) or
+``"hardnet"`` (kornia's HardNet architecture with a user-supplied weights file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from .detect import Keypoints
+from .image import to_grey_tensor
+
+DESCRIPTORS = ("orb", "brisk", "sift", "patch_sift", "hardnet")
+BINARY = {"orb", "brisk"}
+
+
+@dataclass
+class Descriptors:
+    """Descriptors of the keypoints ``index`` (OpenCV drops points too near the border).
+
+    Attributes:
+        index: (M,) int64 indices into the described ``Keypoints``.
+        data: (M, D) float32 (unit length) or uint8 packed bits (``binary``), on the compute device.
+        binary: compare with the Hamming distance.
+    """
+
+    index: np.ndarray
+    data: torch.Tensor
+    binary: bool
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+def _opencv_extractor(name: str) -> Any:
+    if name == "orb":
+        return cv2.ORB_create(edgeThreshold=15, patchSize=31)
+    if name == "brisk":
+        return cv2.BRISK_create()
+    return cv2.SIFT_create()
+
+
+def load_hardnet(path: str | Path, device: torch.device) -> torch.nn.Module:
+    """kornia's HardNet with the state dict in ``path`` (loaded with ``weights_only=True``)."""
+    from kornia.feature import HardNet
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"HardNet weights file {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise ValueError(f"HardNet weights {path} cannot be read as a PyTorch state dict: {exc}") from None
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    net = HardNet(pretrained=False)
+    try:
+        net.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path} does not hold HardNet weights (32x32 patches, 128-d): {exc}") from None
+    return net.eval().to(device)
+
+
+class Describer:
+    """Computes descriptors at keypoints.
+
+    Args:
+        **conf: overrides of ``default_conf``: ``descriptor`` (one of ``DESCRIPTORS``), ``weights`` (HardNet file),
+            ``device`` (``auto``, ``cpu``, ``cuda``; the kornia descriptors run there), ``patch_size`` (pixels).
+    """
+
+    default_conf: dict[str, Any] = {"descriptor": "orb", "weights": None, "device": "cpu", "patch_size": 32}
+
+    def __init__(self, **conf: Any) -> None:
+        unknown = set(conf) - set(self.default_conf)
+        if unknown:
+            raise ValueError(f"unknown describer option(s) {sorted(unknown)}; known: {sorted(self.default_conf)}")
+        self.conf = {**self.default_conf, **conf}
+        name = self.conf["descriptor"]
+        if name not in DESCRIPTORS:
+            raise ValueError(f"descriptor {name!r} is not one of {DESCRIPTORS}")
+        device = self.conf["device"]
+        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
+                                   else "cpu" if device == "auto" else device)
+        self.binary = name in BINARY
+        self.extractor = _opencv_extractor(name) if name in ("orb", "brisk", "sift") else None
+        self.net: torch.nn.Module | None = None
+        if name == "patch_sift":
+            from kornia.feature import SIFTDescriptor
+
+            self.net = SIFTDescriptor(self.conf["patch_size"], rootsift=True).to(self.device)
+        elif name == "hardnet":
+            if not self.conf["weights"]:
+                raise ValueError("the hardnet descriptor needs a weights file (weights=PATH, a HardNet state dict)")
+            self.net = load_hardnet(self.conf["weights"], self.device)
+
+    @property
+    def name(self) -> str:
+        return self.conf["descriptor"]
+
+    def __call__(self, image: np.ndarray, kps: Keypoints) -> Descriptors:
+        """Describe ``kps`` in ``image`` ((H, W) or (H, W, 3) uint8)."""
+        if len(kps) == 0:
+            empty = torch.zeros(0, 32 if self.binary else 128, dtype=torch.uint8 if self.binary else torch.float32)
+            return Descriptors(np.zeros(0, np.int64), empty.to(self.device), self.binary)
+        if self.extractor is not None:
+            return self._opencv(image, kps)
+        return self._patches(image, kps)
+
+    def _opencv(self, image: np.ndarray, kps: Keypoints) -> Descriptors:
+        grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        arr = kps.numpy()
+        cv_kps = [cv2.KeyPoint(float(x), float(y), float(kps.size_multiplier * s), 0.0, float(r), 0, i)
+                  for i, (x, y, s, r) in enumerate(arr)]
+        kept, desc = self.extractor.compute(grey, cv_kps)
+        index = np.array([k.class_id for k in kept], np.int64) if kept else np.zeros(0, np.int64)
+        if desc is None:
+            desc = np.zeros((0, self.extractor.descriptorSize()), np.uint8 if self.binary else np.float32)
+        data = torch.from_numpy(desc)
+        if not self.binary:
+            data = torch.nn.functional.normalize(data.float(), dim=1)
+        return Descriptors(index, data.to(self.device), self.binary)
+
+    @torch.inference_mode()
+    def _patches(self, image: np.ndarray, kps: Keypoints) -> Descriptors:
+        from kornia.feature import extract_patches_from_pyramid
+
+        x = to_grey_tensor(image, self.device)
+        lafs = kps.to(self.device).to_laf()
+        patches = extract_patches_from_pyramid(x, lafs, self.conf["patch_size"])[0]
+        desc = torch.nn.functional.normalize(self.net(patches), dim=1)
+        return Descriptors(np.arange(len(kps)), desc, False)

@@ -1,0 +1,151 @@
+"""Planar geometry: robust homographies, plausibility checks, camera intrinsics and pose."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+MIN_MATCHES = 8
+
+
+def corners_of(width: int, height: int) -> np.ndarray:
+    """(4, 2) float32 corners of a width x height image: top-left, top-right, bottom-right, bottom-left."""
+    return np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
+
+
+def project(h: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N, 2) points mapped by the 3x3 homography ``h``."""
+    if len(points) == 0:
+        return np.zeros((0, 2), np.float32)
+    return cv2.perspectiveTransform(np.asarray(points, np.float64).reshape(-1, 1, 2), h).reshape(-1, 2)
+
+
+def estimate_homography(src: np.ndarray, dst: np.ndarray, threshold: float = 3.0,
+                        confidence: float = 0.999, max_iters: int = 2000) -> tuple[np.ndarray | None, np.ndarray]:
+    """USAC MAGSAC homography from ``src`` (N, 2) to ``dst`` (N, 2), refined by least squares on its inliers.
+
+    Returns:
+        H: 3x3 float64 or None (too few matches or no model); inliers: (N,) bool.
+    """
+    n = len(src)
+    if n < MIN_MATCHES:
+        return None, np.zeros(n, bool)
+    h, mask = cv2.findHomography(np.float32(src), np.float32(dst), cv2.USAC_MAGSAC, threshold,
+                                 maxIters=max_iters, confidence=confidence)
+    if h is None or mask is None:
+        return None, np.zeros(n, bool)
+    inliers = mask.ravel().astype(bool)
+    if inliers.sum() >= MIN_MATCHES:
+        refined, _ = cv2.findHomography(np.float32(src[inliers]), np.float32(dst[inliers]), 0)
+        if refined is not None:
+            err = np.linalg.norm(project(refined, src) - dst, axis=1)
+            if (err[inliers] < threshold * 1.5).mean() >= 0.9:
+                h, inliers = refined, err < threshold
+    return h / h[2, 2] if abs(h[2, 2]) > 1e-12 else h, inliers
+
+
+def implausible(h: np.ndarray | None, corners: np.ndarray, min_area: float = 100.0,
+                max_area_ratio: float = 50.0) -> str:
+    """Why ``h`` cannot be a view of a planar target with ``corners`` (4, 2), or "" when it can.
+
+    Rejected: no or non-finite matrix, near-singular, a mirror image (flipped), a non-convex quad (the plane
+    crosses the horizon), a collapsed quad (tiny area or a near-zero side) or an absurd change of area.
+    """
+    if h is None or not np.all(np.isfinite(h)):
+        return "no homography"
+    s = np.linalg.svd(h[:2, :2] / max(abs(h[2, 2]), 1e-12), compute_uv=False)
+    if s[-1] < 1e-3 * s[0] or s[-1] < 1e-4:
+        return "near-singular"
+    w = h[2, 0] * corners[:, 0] + h[2, 1] * corners[:, 1] + h[2, 2]
+    if np.any(w <= 0):
+        return "target behind the camera"
+    quad = project(h, corners)
+    edges = np.roll(quad, -1, 0) - quad
+    cross = edges[:, 0] * np.roll(edges, -1, 0)[:, 1] - edges[:, 1] * np.roll(edges, -1, 0)[:, 0]
+    src_edges = np.roll(corners, -1, 0) - corners
+    src_sign = np.sign(src_edges[0, 0] * src_edges[1, 1] - src_edges[0, 1] * src_edges[1, 0])
+    if np.all(np.sign(cross) == -src_sign):
+        return "flipped"
+    if not (np.all(cross > 0) or np.all(cross < 0)):
+        return "non-convex"
+    area = abs(cv2.contourArea(quad.astype(np.float32)))
+    src_area = abs(cv2.contourArea(corners.astype(np.float32)))
+    if area < min_area or np.linalg.norm(edges, axis=1).min() < 4:
+        return "collapsed"
+    if not (1 / max_area_ratio < area / src_area < max_area_ratio):
+        return "implausible scale"
+    return ""
+
+
+@dataclass
+class Camera:
+    """Pinhole intrinsics: ``matrix`` (3, 3) and ``dist`` (N,) OpenCV distortion coefficients."""
+
+    matrix: np.ndarray
+    dist: np.ndarray
+
+    @classmethod
+    def from_fov(cls, width: int, height: int, fov_deg: float = 60.0) -> Camera:
+        """A camera with the horizontal field of view ``fov_deg`` and the principal point at the centre."""
+        if not 1 < fov_deg < 179:
+            raise ValueError(f"field of view must be between 1 and 179 degrees; got {fov_deg}")
+        f = 0.5 * width / math.tan(math.radians(fov_deg) / 2)
+        return cls(np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]]), np.zeros(5))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Camera:
+        """Read ``camera_matrix`` and ``dist_coeffs`` from an OpenCV YAML/XML file or a JSON file."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"calibration file {path} does not exist")
+        expected = "camera_matrix (3x3) and dist_coeffs"
+        try:
+            if path.suffix.lower() == ".json":
+                data = json.loads(path.read_text())
+                matrix, dist = data["camera_matrix"], data.get("dist_coeffs", [0, 0, 0, 0, 0])
+            else:
+                fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
+                if not fs.isOpened():
+                    raise ValueError("OpenCV cannot open it")
+                matrix, dist = fs.getNode("camera_matrix").mat(), fs.getNode("dist_coeffs").mat()
+                fs.release()
+                if dist is None:
+                    dist = np.zeros(5)
+            matrix = np.asarray(matrix, np.float64).reshape(3, 3)
+            dist = np.asarray(dist, np.float64).ravel()
+        except (ValueError, KeyError, TypeError, AttributeError, cv2.error) as exc:
+            raise ValueError(f"calibration file {path} does not parse: expected {expected} "
+                             f"(OpenCV YAML/XML or JSON); {type(exc).__name__}: {exc}") from None
+        if not np.all(np.isfinite(matrix)) or matrix[0, 0] <= 0 or matrix[1, 1] <= 0:
+            raise ValueError(f"calibration file {path}: camera_matrix needs positive focal lengths; got {matrix}")
+        return cls(matrix, dist)
+
+
+@dataclass
+class Pose:
+    """Target-to-camera pose: ``rvec`` (3,) Rodrigues rotation, ``tvec`` (3,) translation in target-width units."""
+
+    rvec: np.ndarray
+    tvec: np.ndarray
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"rvec": self.rvec.ravel().tolist(), "tvec": self.tvec.ravel().tolist()}
+
+
+def target_points(width: int, height: int) -> np.ndarray:
+    """(4, 3) the target's corners on the z = 0 plane, the width scaled to 1."""
+    return np.array([[0, 0, 0], [1, 0, 0], [1, height / width, 0], [0, height / width, 0]], np.float64)
+
+
+def pose_from_homography(h: np.ndarray, target_size: tuple[int, int], camera: Camera) -> Pose | None:
+    """The pose of a ``target_size`` (width, height) plane seen through ``h`` (IPPE on its four corners)."""
+    w, hgt = target_size
+    image_corners = project(h, corners_of(w, hgt))
+    ok, rvec, tvec = cv2.solvePnP(target_points(w, hgt), image_corners, camera.matrix, camera.dist,
+                                  flags=cv2.SOLVEPNP_IPPE)
+    return Pose(rvec.ravel(), tvec.ravel()) if ok else None

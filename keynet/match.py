@@ -1,0 +1,98 @@
+"""Descriptor matching on the compute device: mutual nearest neighbours with a ratio test, and keypoint tracks."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .describe import Descriptors
+
+_BITS = torch.tensor([1 << i for i in range(8)], dtype=torch.uint8)
+
+
+def unpack_bits(packed: torch.Tensor) -> torch.Tensor:
+    """(N, B) uint8 -> (N, 8B) float32 of 0/1."""
+    bits = _BITS.to(packed.device)
+    return ((packed[..., None] & bits) > 0).flatten(1).float()
+
+
+def distance_matrix(a: Descriptors, b: Descriptors) -> torch.Tensor:
+    """(N, M) distances: Hamming (bits) for binary descriptors, Euclidean for unit float descriptors."""
+    if a.binary != b.binary:
+        raise ValueError("cannot compare binary with float descriptors; describe both with the same descriptor")
+    if a.binary:
+        x, y = unpack_bits(a.data), unpack_bits(b.data)
+        return x @ (1 - y).T + (1 - x) @ y.T
+    return torch.cdist(a.data.float(), b.data.float())
+
+
+def mutual_nn_ratio(dist: torch.Tensor, ratio: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    """Mutual nearest neighbours of a distance matrix passing the ratio test (best < ratio * second best).
+
+    Args:
+        dist: (N, M) distances; ``inf`` marks forbidden pairs (guided matching).
+        ratio: the ratio threshold; 1 disables the test.
+
+    Returns:
+        matches: (K, 2) int64 row, column indices; distances: (K,) float32.
+    """
+    n, m = dist.shape
+    if n == 0 or m == 0:
+        return np.zeros((0, 2), np.int64), np.zeros(0, np.float32)
+    k = min(2, m)
+    vals, idx = dist.topk(k, dim=1, largest=False)
+    nn12 = idx[:, 0]
+    nn21 = dist.argmin(dim=0)
+    rows = torch.arange(n, device=dist.device)
+    ok = (nn21[nn12] == rows) & torch.isfinite(vals[:, 0])
+    if k == 2 and ratio < 1:
+        ok &= vals[:, 0] < ratio * vals[:, 1]
+    rows = rows[ok]
+    matches = torch.stack([rows, nn12[ok]], 1).cpu().numpy().astype(np.int64)
+    return matches, vals[ok, 0].cpu().numpy().astype(np.float32)
+
+
+def guide(dist: torch.Tensor, predicted: np.ndarray, observed: np.ndarray, radius: float) -> torch.Tensor:
+    """``dist`` with pairs farther than ``radius`` px apart set to ``inf``.
+
+    Args:
+        dist: (N, M); predicted: (N, 2) where the rows should appear; observed: (M, 2) the columns' positions.
+    """
+    p = torch.as_tensor(predicted, dtype=torch.float32, device=dist.device)
+    o = torch.as_tensor(observed, dtype=torch.float32, device=dist.device)
+    return dist.masked_fill(torch.cdist(p, o) > radius, float("inf"))
+
+
+class TrackBook:
+    """Frame-to-frame matching that gives each keypoint a track id and a track length (frames seen in a row).
+
+    Args:
+        ratio: ratio test threshold; radius: the largest motion in pixels between two frames.
+    """
+
+    def __init__(self, ratio: float = 0.9, radius: float = 40.0) -> None:
+        self.ratio, self.radius = ratio, radius
+        self.reset()
+
+    def reset(self) -> None:
+        self.prev: tuple[Descriptors, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.next_id = 0
+
+    def update(self, desc: Descriptors, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Track ids, lengths and previous positions ((N, 2), NaN for new tracks) of described points ``xy`` (N, 2)."""
+        n = len(desc)
+        ids = np.full(n, -1, np.int64)
+        lengths = np.ones(n, np.int64)
+        prev_xy = np.full((n, 2), np.nan, np.float32)
+        if self.prev is not None and n and len(self.prev[0]):
+            p_desc, p_xy, p_ids, p_len = self.prev
+            dist = guide(distance_matrix(desc, p_desc), xy, p_xy, self.radius)
+            m, _ = mutual_nn_ratio(dist, self.ratio)
+            ids[m[:, 0]] = p_ids[m[:, 1]]
+            lengths[m[:, 0]] = p_len[m[:, 1]] + 1
+            prev_xy[m[:, 0]] = p_xy[m[:, 1]]
+        new = ids < 0
+        ids[new] = np.arange(self.next_id, self.next_id + new.sum())
+        self.next_id += int(new.sum())
+        self.prev = (desc, xy.astype(np.float32), ids, lengths)
+        return ids, lengths, prev_xy

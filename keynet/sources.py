@@ -1,0 +1,182 @@
+"""Frame sources: a camera (``camera:N``), a video file, an image folder or the bundled demo sequence.
+
+``open_source(spec)`` gives a ``FrameSource``: ``read() -> (H, W, 3) uint8 BGR | None`` (None at the end),
+``close()``, and iteration over ``(index, bgr, timestamp)``. A failure (a camera unplugged, a corrupt file, an
+unreadable image in a folder) raises ``OSError`` with a message naming the source, so a caller closes its outputs
+and stops cleanly.
+"""
+
+from __future__ import annotations
+
+import glob
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .image import read_image
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
+MAX_CAMERAS = 8
+
+
+@dataclass(frozen=True)
+class CameraInfo:
+    index: int
+    width: int
+    height: int
+    fps: float
+
+
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 BGR from a grey, BGR or BGRA image (other dtypes are stretched to 0..255)."""
+    if image.dtype != np.uint8:
+        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+class FrameSource:
+    """Base of all sources: ``read``/``close`` plus iteration over ``(index, bgr, timestamp_s)``.
+
+    Attributes:
+        name: how messages name the source.
+        live: a camera (frames are not repeatable; timestamps are capture times).
+        fps: the nominal frame rate (files: their own, or 30).
+    """
+
+    name: str = "source"
+    live: bool = False
+    fps: float = 30.0
+
+    def read(self) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the device or file (safe to call twice)."""
+
+    def __len__(self) -> int:
+        """The number of frames when known, else 0."""
+        return 0
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray, float]]:
+        index, start = 0, time.perf_counter()
+        while (frame := self.read()) is not None:
+            stamp = time.perf_counter() - start if self.live else index / self.fps
+            yield index, frame, stamp
+            index += 1
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class CaptureSource(FrameSource):
+    """A camera (an int index) or a video file through OpenCV."""
+
+    def __init__(self, target: int | str, name: str) -> None:
+        self.name = name
+        self.live = isinstance(target, int)
+        if not self.live and not Path(target).is_file():
+            raise FileNotFoundError(f"{name} does not exist")
+        self.cap = cv2.VideoCapture(target)
+        if not self.cap.isOpened():
+            raise OSError(f"cannot open {name}: " + ("no such camera, or it is in use" if self.live
+                                                     else "not a video OpenCV can read"))
+        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and 1 <= fps <= 240 else 30.0
+        self.frames = 0
+
+    def __len__(self) -> int:
+        return 0 if self.live else max(0, int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+
+    def read(self) -> np.ndarray | None:
+        ok, frame = self.cap.read()
+        if not ok:
+            if self.live:
+                raise OSError(f"{self.name} stopped delivering frames (unplugged?)")
+            if self.frames == 0:
+                raise OSError(f"{self.name} has no frame OpenCV can decode (empty or corrupt)")
+            return None
+        self.frames += 1
+        return as_bgr(frame)
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class FolderSource(FrameSource):
+    """The images of a folder in name order."""
+
+    def __init__(self, folder: str | Path, fps: float = 30.0) -> None:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"image folder {folder} does not exist")
+        self.name = f"image folder {folder}"
+        self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.paths:
+            raise OSError(f"image folder {folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        self.fps = fps
+        self.i = 0
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def read(self) -> np.ndarray | None:
+        if self.i >= len(self.paths):
+            return None
+        path = self.paths[self.i]
+        self.i += 1
+        try:
+            image = read_image(path)
+        except (OSError, ValueError) as exc:
+            raise OSError(f"cannot read {path}: {exc}") from None
+        return as_bgr(image)
+
+
+def open_source(spec: str | Path) -> FrameSource:
+    """``camera:N``, ``demo`` (rendered into a cache folder on first use), an image folder or a video file."""
+    spec = str(spec)
+    if spec.startswith("camera:"):
+        index = spec.split(":", 1)[1]
+        if not index.isdigit():
+            raise ValueError(f"camera source {spec!r}: expected camera:N with N a camera index (camera:0)")
+        return CaptureSource(int(index), f"camera {index}")
+    if spec == "demo":
+        from .demo import demo_sequence
+
+        return FolderSource(demo_sequence().frames)
+    if Path(spec).is_dir():
+        return FolderSource(spec)
+    return CaptureSource(spec, f"video {spec}")
+
+
+def list_cameras() -> list[CameraInfo]:
+    """The cameras that open, with their resolution and frame rate (Linux: /dev/video*)."""
+    found = []
+    for dev in sorted(glob.glob("/dev/video*"))[:MAX_CAMERAS]:
+        suffix = dev.removeprefix("/dev/video")
+        if not suffix.isdigit():
+            continue
+        cap = cv2.VideoCapture(int(suffix))
+        if cap.isOpened():
+            found.append(CameraInfo(int(suffix), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                                    int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), float(cap.get(cv2.CAP_PROP_FPS) or 30)))
+        cap.release()
+    return found
+
+
+def file_fps(path: str | Path, default: float = 30.0) -> float:
+    """The frame rate a video file declares (``default`` when it declares none or nonsense)."""
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
+    cap.release()
+    return float(fps) if fps and 1 <= fps <= 240 else default
