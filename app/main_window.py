@@ -23,6 +23,8 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from keynet.demo import demo_sequence
+
 from .charts import LatencyChart
 from .pipeline import FrameOutput, SourceSpec, TrackingPipeline, ViewOptions, available_sources, descriptor_names
 from .recording import PoseLog, VideoRecorder, save_snapshot
@@ -108,7 +110,8 @@ class MainWindow(QMainWindow):
         self.signals.source_failed.connect(self._source_failed)
         self.signals.source_ended.connect(self._source_ended)
         self.signals.processing_failed.connect(lambda msg: self.show_message(f"Processing error: {msg}"))
-        self.signals.notice.connect(self._notice)
+        self.signals.notice.connect(self.show_message)
+        self.signals.model_status.connect(self._model_status)
         self.view.rect_selected.connect(self.set_target_rect)
         self.view.point_clicked.connect(self.inspect_point)
         self.panel.changed.connect(self.apply_settings)
@@ -270,6 +273,9 @@ class MainWindow(QMainWindow):
     def _source_opened(self, source) -> None:
         if self.capture is None:
             return
+        if self.source.kind == "demo":  # track the demo's target at once, so a new user sees it work
+            self.processing.post(lambda p: None if p.num_targets else p.add_target_image(str(demo_sequence().target)))
+            self.target_label.setText("Target: the demo's poster (drag a rectangle to add another)")
         self.show_message(f"Playing {self.source.label}" + (f" ({source.describe()})" if hasattr(source, "describe") else ""))
 
     def _source_failed(self, message: str) -> None:
@@ -286,7 +292,7 @@ class MainWindow(QMainWindow):
 
     # ----------------------------------------------------------------- settings and views
     def post_configure(self, settings: AppSettings) -> None:
-        self.processing.post(lambda p: p.configure(settings))
+        self.processing.post(lambda p: self.signals.model_status.emit(p.configure(settings)))
 
     def apply_settings(self, settings: AppSettings) -> None:
         if self.remember:
@@ -455,7 +461,7 @@ class MainWindow(QMainWindow):
         if self.ask:
             QMessageBox.warning(self, "keynet-live", text)
 
-    def _notice(self, text: str) -> None:
+    def _model_status(self, text: str) -> None:
         """A lasting notice (no weights, a model that failed to load, ...) beside the status bar; "" clears it."""
         self.notice_label.setText(text)
         self.notice_label.setToolTip(text)

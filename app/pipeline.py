@@ -16,12 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from keynet import sources
 from keynet.cli import draw_keypoints
-from keynet.detect import KeyNetDetector
+from keynet.describe import DESCRIPTORS, Describer
+from keynet.detect import KeyNetDetector, Keypoints
 from keynet.image import read_image
+from keynet.tracker import FrameResult, PlanarTracker
 from keynet.weights import WeightsError, default_weights, load_model
 
-from . import frame_sources as sources
 from .recording import to_jsonable
 from .settings_panel import MODELS, AppSettings
 from .workers import Frame
@@ -30,7 +32,7 @@ NO_WEIGHTS_MESSAGE = (
     "No Key.Net weights for {model}: choose one in Settings → Model → Weights file (a .pt or .pth file). "
     "Showing the video without tracking."
 )
-TRACKER_MISSING = "Target kept; tracking it needs keynet.tracker, which this build does not have yet."
+DEFAULT_DESCRIPTOR = "orb"  # the tracker's default: fast on the CPU
 CLICK_RADIUS_PX = 12.0
 DEFAULT_FILE_FPS = 30.0
 FRAME_HISTORY = 16  # recent frames kept so that a rectangle dragged on a shown frame cuts that frame
@@ -189,10 +191,10 @@ def load_settings_model(settings: AppSettings):
 
 
 class TrackingPipeline:
-    """Runs in the processing thread: ``keynet`` on each frame, and the annotated frame for the view.
+    """Runs in the processing thread: ``keynet``'s tracker on each frame, and the annotated frame for the view.
 
     Args:
-        settings: model, device and detection settings (``configure`` applies new ones).
+        settings: model, device and tracker settings (``configure`` applies new ones).
         view: what to draw (``set_view`` changes it).
         on_record: called with each new ``FrameOutput`` (the recorder), in this thread.
     """
@@ -202,50 +204,80 @@ class TrackingPipeline:
         self.settings = settings
         self.view = view
         self.on_record = on_record
-        self.detector: KeyNetDetector | None = None
+        self.tracker: PlanarTracker | None = None
+        self.pending_targets: list[tuple[np.ndarray, str]] = []  # added while there is no model yet
         self.frames: dict[int, np.ndarray] = {}
-        self.targets: list[np.ndarray] = []
-        self.last: tuple[Frame, Any] | None = None
+        self.last: tuple[Frame, FrameResult | None] | None = None
 
     # -- changes posted by the UI
     def configure(self, settings: AppSettings) -> str:
-        """Build the detector for ``settings``; returns a message for the user ("" when all is well)."""
+        """Build (or reconfigure, keeping the targets) the tracker; returns a message for the user ("" if all is well)."""
         self.settings = settings
-        self.detector = None
         try:
             model, message = load_settings_model(settings)
         except (FileNotFoundError, WeightsError) as exc:
+            self._drop_tracker()
             return f"Cannot load the weights: {exc}. Choose another file in Settings → Model → Weights file."
         if model is None:
+            self._drop_tracker()
             return message
         device = settings.device
         if device == "cuda" and not torch.cuda.is_available():
             device, message = "cpu", "CUDA is not available here: running on the CPU."
-        self.detector = KeyNetDetector(model, num_keypoints=settings.num_keypoints, nms_size=settings.nms_size,
-                                       multi_scale=False, mode="fast", device=device)
+        detector = KeyNetDetector(model, num_keypoints=settings.num_keypoints, nms_size=settings.nms_size,
+                                  multi_scale=False, mode="fast", device=device)
+        describer = Describer(descriptor=settings.descriptor or DEFAULT_DESCRIPTOR, device=str(detector.device))
+        conf = {"ratio": settings.ratio, "ransac_threshold": settings.ransac_px}
+        if self.tracker is None:
+            self.tracker = PlanarTracker(detector, describer, **conf)
+        else:
+            self.tracker.configure(detector, describer, **conf)
+        for image, name in self.pending_targets:
+            self.tracker.add_target(image, name)
+        self.pending_targets.clear()
         return message
+
+    def _drop_tracker(self) -> None:
+        if self.tracker is not None:
+            self.pending_targets += [(t.target.image, t.target.name) for t in self.tracker.targets]
+        self.tracker = None
 
     def add_target_rect(self, box: tuple[int, int, int, int], frame_index: int) -> str:
         """Track the region ``box`` (x, y, w, h) of the shown frame ``frame_index``; returns a message for the user."""
         image = self.frames.get(frame_index)
         if image is None:
             raise ValueError(f"frame {frame_index} is no longer in memory; drag the rectangle again")
-        x, y, w, h = box
-        self.targets.append(image[y: y + h, x: x + w].copy())
-        return TRACKER_MISSING
+        if self.tracker is None:
+            x, y, w, h = box
+            self.pending_targets.append((image[y: y + h, x: x + w].copy(), f"region {box}"))
+            return "Target kept: it is tracked once a model is loaded."
+        target = self.tracker.add_target_roi(image, box, assess=True)
+        return f"Tracking {target.name}: {target.quality.keypoints} keypoints, {target.quality.stars}/5 stars"
 
     def add_target_image(self, path: str) -> str:
         """Track the planar image at ``path``; returns a message for the user."""
-        self.targets.append(read_image(path))
-        return TRACKER_MISSING
+        image = read_image(path)
+        if self.tracker is None:
+            self.pending_targets.append((image, Path(path).stem))
+            return "Target kept: it is tracked once a model is loaded."
+        target = self.tracker.add_target(image, Path(path).stem)
+        return f"Tracking {target.name} ({len(target.xy)} keypoints)"
 
     def clear_targets(self) -> None:
-        self.targets.clear()
+        self.pending_targets.clear()
+        if self.tracker is not None:
+            self.tracker.clear_targets()
+
+    @property
+    def num_targets(self) -> int:
+        return len(self.pending_targets) + (len(self.tracker.targets) if self.tracker is not None else 0)
 
     def new_source(self, spec: SourceSpec) -> None:
-        """A new source: forget the frames of the last one."""
+        """A new source: forget its frames and the motion; the targets are searched for again."""
         self.frames.clear()
         self.last = None
+        if self.tracker is not None:
+            self.tracker.reset()
 
     def set_view(self, view: ViewOptions) -> FrameOutput | None:
         """New view options; returns the last frame drawn again with them (shown at once while paused)."""
@@ -258,27 +290,43 @@ class TrackingPipeline:
         while len(self.frames) > FRAME_HISTORY:
             self.frames.pop(next(iter(self.frames)))
         result = None
-        if self.detector is not None:
-            t0 = time.perf_counter()
-            kps = self.detector.detect(frame.image)[0]
+        if self.tracker is not None:
+            start = time.perf_counter()
+            result = self.tracker.process(frame.image, frame.index, frame.time)
             # "wait": from capture to the start of processing (the hand-off keeps it under one frame's processing)
-            result = (kps, {"wait": (t0 - frame.time) * 1000, "detect": (time.perf_counter() - t0) * 1000})
+            result.timings_ms = {"wait": (start - frame.time) * 1000, **result.timings_ms}
         self.last = (frame, result)
         output = self._output(frame, result, fresh=True)
         if self.on_record is not None:
             self.on_record(output)
         return output
 
-    def _output(self, frame: Frame, result: Any, fresh: bool) -> FrameOutput:
-        state = "no model" if self.detector is None else "no target"
+    def _output(self, frame: Frame, result: FrameResult | None, fresh: bool) -> FrameOutput:
         if result is None:
-            return FrameOutput(frame.index, frame.image, np.ascontiguousarray(frame.image[..., ::-1]), fresh, state,
-                               view=self.view)
-        kps, timings = result
-        bgr = draw_keypoints(frame.image, kps) if self.view.keypoints != "off" else frame.image
-        return FrameOutput(frame.index, bgr, np.ascontiguousarray(bgr[..., ::-1]), fresh, state,
-                           timings_ms=timings, keypoints=kps.numpy(), view=self.view)
+            return FrameOutput(frame.index, frame.image, np.ascontiguousarray(frame.image[..., ::-1]), fresh,
+                               "no model", view=self.view)
+        bgr = frame.image
+        if self.view.keypoints != "off" and len(result.keypoints):
+            arr = torch.from_numpy(result.keypoints)
+            bgr = draw_keypoints(bgr, Keypoints(arr[:, :2], arr[:, 2], arr[:, 3]))
+        first = result.targets[0] if result.targets else None
+        return FrameOutput(
+            frame.index, bgr, np.ascontiguousarray(bgr[..., ::-1]), fresh,
+            state=first.state if first else "no target",
+            inliers=first.num_inliers if first else 0,
+            matches=len(first.matches) if first else 0,
+            timings_ms=result.timings_ms,
+            homographies=[t.homography for t in result.targets],
+            poses=[t.pose.to_dict() if t.pose is not None else None for t in result.targets],
+            states=[t.state for t in result.targets],
+            events=result.events,
+            keypoints=result.keypoints,
+            track_lengths=result.track_lengths,
+            match_distances=result.match_distances,
+            view=self.view,
+        )
 
 
 def descriptor_names() -> list[str]:
-    return ["sift"]
+    """The descriptors the settings offer (HardNet needs a weights file of its own: not offered here)."""
+    return [DEFAULT_DESCRIPTOR, *(d for d in DESCRIPTORS if d not in (DEFAULT_DESCRIPTOR, "hardnet"))]

@@ -75,7 +75,8 @@ class WorkerSignals(QObject):
     source_ended = pyqtSignal(str)
     frame_ready = pyqtSignal()  # take the output with ProcessingThread.take_output()
     processing_failed = pyqtSignal(str)
-    notice = pyqtSignal(str)  # something the user should know (no weights, a model that failed to load)
+    notice = pyqtSignal(str)  # a message for the status bar
+    model_status = pyqtSignal(str)  # what is wrong with the model (no weights, a file that failed), "" when fine
 
 
 class CaptureThread(threading.Thread):
