@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from keynet import sources
-from keynet.cli import draw_keypoints
 from keynet.describe import DESCRIPTORS, Describer
-from keynet.detect import KeyNetDetector, Keypoints
+from keynet.detect import KeyNetDetector
 from keynet.image import read_image
+from keynet.render import Renderer
 from keynet.tracker import FrameResult, PlanarTracker
 from keynet.weights import WeightsError, default_weights, load_model
 
@@ -208,6 +208,7 @@ class TrackingPipeline:
         self.pending_targets: list[tuple[np.ndarray, str]] = []  # added while there is no model yet
         self.frames: dict[int, np.ndarray] = {}
         self.last: tuple[Frame, FrameResult | None] | None = None
+        self.renderer = make_renderer(view)
 
     # -- changes posted by the UI
     def configure(self, settings: AppSettings) -> str:
@@ -239,7 +240,7 @@ class TrackingPipeline:
 
     def _drop_tracker(self) -> None:
         if self.tracker is not None:
-            self.pending_targets += [(t.target.image, t.target.name) for t in self.tracker.targets]
+            self.pending_targets += [(t.image, t.name) for t in self.tracker.targets]
         self.tracker = None
 
     def add_target_rect(self, box: tuple[int, int, int, int], frame_index: int) -> str:
@@ -281,6 +282,10 @@ class TrackingPipeline:
 
     def set_view(self, view: ViewOptions) -> FrameOutput | None:
         """New view options; returns the last frame drawn again with them (shown at once while paused)."""
+        if (view.overlay, view.overlay_path) != (self.view.overlay, self.view.overlay_path):
+            self.renderer = make_renderer(view)
+        else:
+            self.renderer.set(**render_options(view))
         self.view = view
         return self._output(*self.last, fresh=False) if self.last is not None else None
 
@@ -305,10 +310,8 @@ class TrackingPipeline:
         if result is None:
             return FrameOutput(frame.index, frame.image, np.ascontiguousarray(frame.image[..., ::-1]), fresh,
                                "no model", view=self.view)
-        bgr = frame.image
-        if self.view.keypoints != "off" and len(result.keypoints):
-            arr = torch.from_numpy(result.keypoints)
-            bgr = draw_keypoints(bgr, Keypoints(arr[:, :2], arr[:, 2], arr[:, 3]))
+        tracker = self.tracker
+        bgr = self.renderer.draw(frame.image, result, tracker.targets if tracker else None)
         first = result.targets[0] if result.targets else None
         return FrameOutput(
             frame.index, bgr, np.ascontiguousarray(bgr[..., ::-1]), fresh,
@@ -325,6 +328,27 @@ class TrackingPipeline:
             match_distances=result.match_distances,
             view=self.view,
         )
+
+
+def render_options(view: ViewOptions) -> dict[str, Any]:
+    """The ``keynet.render.Renderer`` options for ``view``."""
+    return {"overlay": view.overlay if view.overlay_path or view.overlay not in ("image", "video") else "none",
+            "keypoints": view.keypoints, "matches": view.matches, "inliers_only": view.inliers_only,
+            "tracks": view.tracks}
+
+
+def make_renderer(view: ViewOptions) -> Renderer:
+    """A renderer for ``view``, with its image or video overlay opened.
+
+    Raises:
+        FileNotFoundError, ValueError, OSError: an overlay file that cannot be read.
+    """
+    frames: Any = None
+    if view.overlay == "image" and view.overlay_path:
+        frames = read_image(view.overlay_path)
+    elif view.overlay == "video" and view.overlay_path:
+        frames = (image for _, image, _ in sources.open_source(view.overlay_path))
+    return Renderer(frames, **render_options(view))
 
 
 def descriptor_names() -> list[str]:
