@@ -117,7 +117,7 @@ def test_our_keynet_and_kornias_agree_on_a_real_sequence(authors_weights):
     assert ours["scale_range"] == pytest.approx(kornia["scale_range"], rel=0.01)
 
 
-def test_readme_only_renders_the_saved_results(shifted_set, tmp_path, monkeypatch):
+def test_render_only_renders_the_saved_results(shifted_set, tmp_path, monkeypatch):
     result = bench.run(shifted_set, {"grid": shifting_grid()})
     results = tmp_path / "results"
     results.mkdir()
@@ -126,7 +126,8 @@ def test_readme_only_renders_the_saved_results(shifted_set, tmp_path, monkeypatc
     readme.write_text("<!-- detectors:begin -->\n<!-- detectors:end -->\n", encoding="utf-8")
     monkeypatch.setattr(bench, "RESULTS", results)
     monkeypatch.setattr(bench, "replace_section", lambda name, text: replace_section(name, text, readme))
-    assert bench.main(["--readme-only"]) == 0
+    assert bench.main(["--render-only"]) == 0
+    assert (results / "detectors-oxford.md").is_file() and (results / "detectors-oxford.png").stat().st_size > 0
     assert "**oxford** (1 sequences" in readme.read_text(encoding="utf-8")
     assert "| grid | 100.0 / 100.0 | 100.0 |" in readme.read_text(encoding="utf-8")
 
