@@ -1,6 +1,7 @@
 """keynet-live command line: `python main.py` opens the app; subcommands run headless tools.
 
     python main.py detect IMAGE --out OUT.png [--weights FILE] [--num N] [--json]
+    python main.py track --source VIDEO|IMAGE_DIR|camera:N|demo --target IMAGE | --roi x,y,w,h [--out OUT.mp4]
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ import sys
 
 from keynet import cli
 from keynet.inference import keep_freed_memory
+from keynet.track_cli import add_track_command
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="main.py", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     cli.add_detect_command(commands)
+    add_track_command(commands)
     return parser
 
 

@@ -194,7 +194,7 @@ class PlanarTracker:
         self.detector = detector
         self.describer = describer or Describer(descriptor="orb", device=str(detector.device))
         self.camera = camera
-        self.targets: list[_TargetTrack] = []
+        self.tracks: list[_TargetTrack] = []
         self.book = TrackBook()
         self.configure(**conf)
 
@@ -212,7 +212,7 @@ class PlanarTracker:
         self.describer = describer or self.describer
         if redescribe:
             self.book.reset()
-            for track in self.targets:
+            for track in self.tracks:
                 track.target = self.make_target(track.target.image, track.target.name)
 
     # -- targets
@@ -245,10 +245,10 @@ class PlanarTracker:
 
     def add_target(self, image: np.ndarray, name: str | None = None, assess: bool = False) -> Target:
         """Track the planar ``image`` ((H, W[, 3]) uint8); with ``assess`` its ``quality`` is filled in."""
-        target = self.make_target(image, name or f"target {len(self.targets) + 1}")
+        target = self.make_target(image, name or f"target {len(self.tracks) + 1}")
         if assess:
             target.quality = self.assess(target)
-        self.targets.append(_TargetTrack(target, self.conf["smoothing"]))
+        self.tracks.append(_TargetTrack(target, self.conf["smoothing"]))
         return target
 
     def add_target_roi(self, frame: np.ndarray, roi: tuple[int, int, int, int], name: str | None = None,
@@ -259,16 +259,24 @@ class PlanarTracker:
         if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > fw or y + h > fh:
             raise ValueError(f"region {x},{y},{w},{h} (x,y,w,h) is not inside the {fw}x{fh} frame")
         target = self.add_target(frame[y:y + h, x:x + w].copy(), name, assess)
-        self.targets[-1].last_h = np.array([[1, 0, x], [0, 1, y], [0, 0, 1]], np.float64)
+        self.tracks[-1].last_h = np.array([[1, 0, x], [0, 1, y], [0, 0, 1]], np.float64)
         return target
 
+    @property
+    def targets(self) -> list[Target]:
+        """The targets, in the order of ``FrameResult.targets``."""
+        return [track.target for track in self.tracks]
+
+    def remove_target(self, index: int) -> None:
+        del self.tracks[index]
+
     def clear_targets(self) -> None:
-        self.targets.clear()
+        self.tracks.clear()
 
     def reset(self) -> None:
         """Forget motion and tracks (a new source); targets are kept and searched again."""
         self.book.reset()
-        for track in self.targets:
+        for track in self.tracks:
             track.state, track.misses, track.last_h = SEARCHING, 0, None
             track.filter.reset()
 
@@ -316,7 +324,7 @@ class PlanarTracker:
         events: list[str] = []
         results = []
         camera = self.camera or Camera.from_fov(frame.shape[1], frame.shape[0], self.conf["fov_deg"])
-        for track in self.targets:
+        for track in self.tracks:
             result = self._track_target(track, desc, xy, timer, camera, stamp, match_distances)
             results.append(result)
             before, track.state = track.state, result.state
