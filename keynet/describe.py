@@ -18,7 +18,9 @@ import torch
 from .detect import Keypoints
 from .image import to_grey_tensor
 
-DESCRIPTORS = ("orb", "brisk", "sift", "patch_sift", "hardnet")
+# BRISK left OpenCV's main modules in 5.0 (it is in opencv-contrib); it is offered where the build has it
+DESCRIPTORS = tuple(d for d in ("orb", "brisk", "sift", "patch_sift", "hardnet")
+                    if d != "brisk" or hasattr(cv2, "BRISK_create"))
 BINARY = {"orb", "brisk"}
 
 
@@ -85,7 +87,7 @@ class Describer:
         self.conf = {**self.default_conf, **conf}
         name = self.conf["descriptor"]
         if name not in DESCRIPTORS:
-            raise ValueError(f"descriptor {name!r} is not one of {DESCRIPTORS}")
+            raise ValueError(f"descriptor {name!r} is not one of {DESCRIPTORS} (available in this OpenCV build)")
         device = self.conf["device"]
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
                                    else "cpu" if device == "auto" else device)

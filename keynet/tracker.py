@@ -325,9 +325,10 @@ class PlanarTracker:
         results = []
         camera = self.camera or Camera.from_fov(frame.shape[1], frame.shape[0], self.conf["fov_deg"])
         for track in self.tracks:
+            before = track.state
             result = self._track_target(track, desc, xy, timer, camera, stamp, match_distances)
             results.append(result)
-            before, track.state = track.state, result.state
+            track.state = result.state
             if before != TRACKING and result.state == TRACKING:
                 events.append(f"found {track.target.name}")
             elif before == TRACKING and result.state == LOST:

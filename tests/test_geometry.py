@@ -1,0 +1,73 @@
+"""Homography estimation, plausibility checks, intrinsics and pose against analytic references."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from keynet.geometry import Camera, corners_of, estimate_homography, implausible, pose_from_homography, project
+
+
+def test_homography_recovered_with_outliers():
+    rng = np.random.default_rng(0)
+    h_true = np.array([[0.9, 0.1, 30], [-0.05, 1.1, 20], [1e-4, 2e-4, 1]])
+    src = rng.uniform(0, 400, (200, 2))
+    dst = project(h_true, src) + rng.normal(0, 0.3, (200, 2))
+    dst[:60] = rng.uniform(0, 400, (60, 2))
+    h, inliers = estimate_homography(src, dst, 3.0)
+    assert inliers[60:].mean() > 0.95 and inliers[:60].mean() < 0.1
+    c = corners_of(400, 300)
+    assert np.abs(project(h, c) - project(h_true, c)).max() < 1.0
+
+
+def test_too_few_matches_gives_none():
+    h, inliers = estimate_homography(np.zeros((5, 2)), np.zeros((5, 2)))
+    assert h is None and not inliers.any()
+
+
+@pytest.mark.parametrize("h, reason", [
+    (None, "no homography"),
+    (np.diag([1.0, 1e-6, 1.0]), "near-singular"),
+    (np.diag([-1.0, 1.0, 1.0]), "flipped"),
+    (np.diag([0.01, 0.01, 1.0]), "collapsed"),
+    (np.array([[1, 0, 0], [0, 1, 0], [-0.004, 0, 1.0]]), "behind"),
+])
+def test_implausible_homographies(h, reason):
+    assert reason in implausible(h, corners_of(400, 300))
+
+
+def test_plausible_homography():
+    assert implausible(np.array([[0.8, 0.1, 50], [0, 0.9, 40], [1e-4, 0, 1]]), corners_of(400, 300)) == ""
+
+
+def test_pose_reprojects_corners():
+    cam = Camera.from_fov(640, 480, 60)
+    assert cam.matrix[0, 0] == pytest.approx(320 / np.tan(np.radians(30)))
+    rvec, tvec = np.array([0.2, -0.1, 0.05]), np.array([-0.4, -0.3, 2.0])
+    obj = np.array([[0, 0, 0], [1, 0, 0], [1, 0.75, 0], [0, 0.75, 0]], np.float64)
+    img, _ = cv2.projectPoints(obj, rvec, tvec, cam.matrix, cam.dist)
+    h = cv2.getPerspectiveTransform(corners_of(400, 300), img.reshape(4, 2).astype(np.float32))
+    pose = pose_from_homography(h, (400, 300), cam)
+    np.testing.assert_allclose(pose.tvec, tvec, atol=1e-3)
+    np.testing.assert_allclose(pose.rvec, rvec, atol=1e-3)
+
+
+def test_calibration_files(tmp_path):
+    js = tmp_path / "cam.json"
+    js.write_text('{"camera_matrix": [[500, 0, 320], [0, 500, 240], [0, 0, 1]], "dist_coeffs": [0.1, 0, 0, 0]}')
+    assert Camera.from_file(js).matrix[0, 0] == 500
+    yml = tmp_path / "cam.yml"
+    fs = cv2.FileStorage(str(yml), cv2.FILE_STORAGE_WRITE)
+    fs.write("camera_matrix", np.array([[600.0, 0, 320], [0, 600, 240], [0, 0, 1]]))
+    fs.write("dist_coeffs", np.zeros((1, 5)))
+    fs.release()
+    assert Camera.from_file(yml).matrix[1, 1] == 600
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json does not parse"):
+        Camera.from_file(bad)
+    missing = tmp_path / "nokey.json"
+    missing.write_text('{"focal": 3}')
+    with pytest.raises(ValueError, match="camera_matrix"):
+        Camera.from_file(missing)

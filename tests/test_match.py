@@ -1,0 +1,51 @@
+"""Matching: distances against scipy/numpy references, mutual NN and ratio test on analytic cases, tracks."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from keynet.describe import Descriptors
+from keynet.match import TrackBook, distance_matrix, guide, mutual_nn_ratio
+
+
+def binary(rows: np.ndarray) -> Descriptors:
+    return Descriptors(np.arange(len(rows)), torch.from_numpy(rows.astype(np.uint8)), True)
+
+
+def test_hamming_matches_bit_count():
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 256, (7, 32)), rng.integers(0, 256, (5, 32))
+    expected = np.unpackbits((a[:, None] ^ b[None]).astype(np.uint8), axis=2).sum(2)
+    np.testing.assert_array_equal(distance_matrix(binary(a), binary(b)).numpy(), expected)
+
+
+def test_mutual_nn_and_ratio():
+    d = torch.tensor([[1.0, 5.0, 9.0], [1.2, 9.0, 9.0], [9.0, 9.0, 4.0]])
+    m, dist = mutual_nn_ratio(d, ratio=1.0)
+    assert m.tolist() == [[0, 0], [2, 2]]  # row 1's nearest (column 0) prefers row 0
+    m, _ = mutual_nn_ratio(d, ratio=0.1)
+    assert m.tolist() == []
+    m, _ = mutual_nn_ratio(torch.tensor([[1.0, 10.0]]), ratio=0.5)
+    assert m.tolist() == [[0, 0]]
+
+
+def test_guided_matching_forbids_far_pairs():
+    d = torch.zeros(1, 2)
+    g = guide(d, np.array([[0.0, 0.0]]), np.array([[3.0, 4.0], [30.0, 0.0]]), radius=10)
+    assert g[0, 0] == 0 and torch.isinf(g[0, 1])
+
+
+def test_tracks_get_ids_and_lengths():
+    rng = np.random.default_rng(1)
+    desc = rng.integers(0, 256, (4, 32))
+    xy = rng.uniform(0, 100, (4, 2))
+    book = TrackBook(ratio=0.95, radius=20)
+    ids0, len0, _ = book.update(binary(desc), xy)
+    assert sorted(ids0.tolist()) == [0, 1, 2, 3] and len0.tolist() == [1] * 4
+    order = np.array([2, 0, 3])
+    ids1, len1, prev = book.update(binary(np.vstack([desc[order], rng.integers(0, 256, (1, 32))])),
+                                   np.vstack([xy[order] + 2, [[500, 500]]]))
+    assert ids1[:3].tolist() == ids0[order].tolist() and ids1[3] == 4
+    assert len1.tolist() == [2, 2, 2, 1]
+    np.testing.assert_allclose(prev[:3], xy[order], rtol=1e-5)

@@ -1,0 +1,61 @@
+"""Frame sources: folders, videos, bad files, cameras that do not exist."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from keynet.sources import FolderSource, open_source
+
+
+def write_video(path, n: int) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    for i in range(n):
+        writer.write(np.full((48, 64, 3), i * 20, np.uint8))
+    writer.release()
+
+
+def test_folder_iterates_in_name_order(tmp_path):
+    for i in (2, 0, 1):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((8, 8), i * 50, np.uint8))
+    with open_source(tmp_path) as source:
+        got = [(i, int(f[0, 0, 0]), t) for i, f, t in source]
+    assert [g[:2] for g in got] == [(0, 0), (1, 50), (2, 100)]
+    assert got[2][2] == pytest.approx(2 / 30)
+
+
+def test_video_frames_and_fps(tmp_path):
+    write_video(tmp_path / "v.mp4", 5)
+    with open_source(tmp_path / "v.mp4") as source:
+        frames = list(source)
+        assert source.fps == pytest.approx(10)
+    assert len(frames) == 5 and frames[0][1].shape == (48, 64, 3)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 100])
+def test_empty_or_corrupt_video(tmp_path, content):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(content)
+    with pytest.raises(OSError, match="bad.mp4"):
+        list(open_source(bad))
+
+
+def test_missing_inputs(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.mp4"):
+        open_source(tmp_path / "nope.mp4")
+    with pytest.raises(OSError, match="no images"):
+        FolderSource(tmp_path)
+    with pytest.raises(ValueError, match="camera:N"):
+        open_source("camera:x")
+    with pytest.raises(OSError, match="camera 97"):
+        open_source("camera:97")
+
+
+def test_unreadable_image_mid_folder_raises_naming_it(tmp_path):
+    cv2.imwrite(str(tmp_path / "0.png"), np.zeros((8, 8), np.uint8))
+    (tmp_path / "1.png").write_bytes(b"broken")
+    source = open_source(tmp_path)
+    assert source.read() is not None
+    with pytest.raises(OSError, match="1.png"):
+        source.read()
