@@ -6,8 +6,8 @@ Sequences (all at 640x480):
 - ``visp_postcard_a``, ``visp_postcard_b`` (first ``--real-frames`` frames) and ``freiburg``: real clips without
   ground truth; the target is a fixed ROI of the first frame, the centre 50% x 50% (documented in the results).
 
-Per pipeline and sequence: share of frames tracked, corner alignment error (RMS of the four corner distances,
-mean over tracked frames) and precision at 5 px (share of all frames with error <= 5 px), inlier ratio and
+Per pipeline and sequence: share of frames tracked, corner alignment error of the estimated homography before
+the One-Euro display smoothing (RMS of the four corner distances, mean over tracked frames) and precision at 5 px (share of all frames with error <= 5 px), inlier ratio and
 reprojection error of the inliers, frames per second end to end, and each stage's mean time.
 Tiny-Key.Net uses assets/weights/tiny_keynet.pt when present; otherwise it is timed with random weights and
 labelled "speed only, untrained weights".
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from keynet.demo import VERSION as DEMO_VERSION
 from keynet.demo import cache_dir, corner_errors, demo_sequence, render_sequence
 from keynet.describe import Describer
 from keynet.detect import KeyNetDetector, Keypoints
@@ -75,7 +76,7 @@ def photo_sequences(count: int, frames: int) -> list[tuple[str, Path]]:
         image = cv2.resize(image, (round(w * s) + 1, round(h * s) + 1), interpolation=cv2.INTER_AREA)
         y0, x0 = (image.shape[0] - 300) // 2, (image.shape[1] - 400) // 2
         target = image[y0:y0 + 300, x0:x0 + 400].copy()
-        dest = cache_dir() / "bench" / f"{folder.name}-{frames}"
+        dest = cache_dir() / "bench" / f"{folder.name}-{frames}-v{DEMO_VERSION}"
         if not (dest / "homographies.json").is_file():
             render_sequence(dest, target, frames)
         out.append((f"photo-{folder.name}", dest))
@@ -127,7 +128,7 @@ def run_sequence(tracker: PlanarTracker, frames: Path, target: np.ndarray | None
         pts = project(t.raw_homography, tracker.targets[0].xy[m[:, 1]])
         reproj.append(float(np.linalg.norm(pts - r.keypoints[m[:, 0], :2], axis=1).mean()))
         if truth is not None:
-            e = corner_errors(t.homography, truth[i], size)
+            e = corner_errors(t.raw_homography, truth[i], size)
             errs.append(float(np.sqrt(np.mean(e ** 2))))
     res = {"frames": n, "tracked_share": tracked / max(1, n), "fps": n / elapsed if elapsed else 0.0,
            "stage_ms": {k: v / max(1, n) for k, v in stage.items()},
@@ -163,7 +164,9 @@ def markdown(results: dict) -> str:
     lines = [f"# Planar tracking benchmark\n\nMachine: {machine_line(results['machine'])}. "
              f"Load average at start: {results['load_average']}; other helpers' processes may have been running, "
              "so the fps are lower bounds.\n",
-             "Real clips: target = centre 50% x 50% ROI of the first frame (no ground truth).\n",
+             "Real clips: target = centre 50% x 50% ROI of the first frame (no ground truth). Corner RMS: the "
+             "estimated homography before display smoothing, mean over tracked frames; P@5px: share of all frames "
+             "with corner RMS <= 5 px.\n",
              "| sequence | pipeline | tracked | corner RMS px | P@5px | inlier ratio | inlier reproj px | fps | "
              "stages ms |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for seq, per in results["sequences"].items():
@@ -199,8 +202,8 @@ def main() -> None:
         sequences.append(("freiburg", real_clip("freiburg", SHARED / "video" / "freiburg", args.real_frames),
                           None, None))
     runs = pipelines(Path(args.weights), args.num)
-    results = {"machine": describe_machine(), "load_average": list(np.round(np.array(
-        Path("/proc/loadavg").read_text().split()[:3], float), 2)), "num_keypoints": args.num,
+    results = {"machine": describe_machine(), "load_average": [
+        float(v) for v in Path("/proc/loadavg").read_text().split()[:3]], "num_keypoints": args.num,
         "pipelines": {k: v[1] for k, v in runs.items()}, "sequences": {}}
     for name, frames, target, truth in tqdm(sequences, desc="sequences"):
         per = {}

@@ -22,7 +22,7 @@ from .geometry import corners_of
 
 FRAME_SIZE = (640, 480)
 NUM_FRAMES = 150
-VERSION = 1
+VERSION = 2
 
 
 def cache_dir() -> Path:
@@ -99,7 +99,8 @@ def render_sequence(folder: str | Path, target: np.ndarray, num_frames: int = NU
                     frame_size: tuple[int, int] = FRAME_SIZE, blur_samples: int = 4) -> DemoSequence:
     """Render ``target`` along ``camera_path`` into ``folder`` (frames/NNNN.png, target.png, homographies.json).
 
-    Each frame averages ``blur_samples`` warps over half a frame interval (motion blur), over a low-contrast
+    Each frame averages ``blur_samples`` warps over half a frame interval centred on the frame's time, the time
+    of its ground truth (motion blur), over a low-contrast
     background, with a slow lighting change (gain and a gradient), Gaussian noise (sigma 3) and a grey occluder
     that crosses part of the target in frames 60-90.
     """
@@ -115,7 +116,8 @@ def render_sequence(folder: str | Path, target: np.ndarray, num_frames: int = NU
     for i in tqdm(range(num_frames), desc="rendering demo", unit="frame"):
         acc = np.zeros((fh, fw, 3), np.float32)
         for k in range(blur_samples):
-            hk = camera_path((i + 0.5 * k / blur_samples) / num_frames, size, frame_size)
+            offset = 0.5 * (k / (blur_samples - 1) - 0.5) if blur_samples > 1 else 0.0
+            hk = camera_path((i + offset) / num_frames, size, frame_size)
             warped = cv2.warpPerspective(target, hk, frame_size, flags=cv2.INTER_LINEAR).astype(np.float32)
             mask = cv2.warpPerspective(np.ones(target.shape[:2], np.float32), hk, frame_size)[..., None]
             acc += warped * mask + background * (1 - mask)
