@@ -590,12 +590,12 @@ def main(argv: list[str] | None = None) -> int:
         replace_section("detectors", readme_section(results))
         return 0
     keep_freed_memory()
-    torch.set_grad_enabled(False)
     folders = [Path(d) for d in args.data] if args.data else [SHARED_DATA / s for s in DEFAULT_SETS]
     missing = [str(f) for f in folders if not f.is_dir()]
     if missing:
         print(f"error: data folder(s) not found: {', '.join(missing)}", file=sys.stderr)
         return 2
+    torch.set_grad_enabled(False)  # this process only benchmarks; after the argument checks, so callers keep autograd
     detectors = build_detectors(args.mode)
     results = {}
     for folder in folders:

@@ -33,3 +33,12 @@ def test_image() -> Path:
 @pytest.fixture
 def data_dir() -> Path:
     return require_shared(DATA)
+
+
+@pytest.fixture(autouse=True)
+def autograd_enabled():
+    """Each test starts with autograd on, whatever a benchmark entry point called earlier in the process set."""
+    import torch
+
+    torch.set_grad_enabled(True)
+    yield
