@@ -18,10 +18,9 @@ import torch
 
 from keynet import sources
 from keynet.describe import DESCRIPTORS, Describer
-from keynet.detect import KeyNetDetector
 from keynet.image import read_image
 from keynet.render import Renderer
-from keynet.tracker import FrameResult, PlanarTracker
+from keynet.tracker import FrameResult, PlanarTracker, tracking_detector
 from keynet.weights import WeightsError, default_weights, load_model
 
 from .recording import to_jsonable
@@ -225,8 +224,8 @@ class TrackingPipeline:
         device = settings.device
         if device == "cuda" and not torch.cuda.is_available():
             device, message = "cpu", "CUDA is not available here: running on the CPU."
-        detector = KeyNetDetector(model, num_keypoints=settings.num_keypoints, nms_size=settings.nms_size,
-                                  multi_scale=False, mode="fast", device=device)
+        detector = tracking_detector(model, num_keypoints=settings.num_keypoints, nms_size=settings.nms_size,
+                                     device=device)
         describer = Describer(descriptor=settings.descriptor or DEFAULT_DESCRIPTOR, device=str(detector.device))
         conf = {"ratio": settings.ratio, "ransac_threshold": settings.ransac_px}
         if self.tracker is None:

@@ -29,12 +29,12 @@ from tqdm import tqdm
 from keynet.demo import VERSION as DEMO_VERSION
 from keynet.demo import cache_dir, corner_errors, demo_sequence, render_sequence
 from keynet.describe import Describer
-from keynet.detect import KeyNetDetector, Keypoints
+from keynet.detect import Keypoints
 from keynet.files import atomic_write_json, atomic_write_text
 from keynet.geometry import project
 from keynet.model import build_model
 from keynet.sources import open_source
-from keynet.tracker import TRACKING, PlanarTracker
+from keynet.tracker import TRACKING, PlanarTracker, tracking_detector
 from keynet.weights import default_weights, load_model
 
 from .machine import describe_machine, machine_line
@@ -143,11 +143,11 @@ def run_sequence(tracker: PlanarTracker, frames: Path, target: np.ndarray | None
 
 
 def pipelines(weights: Path, num: int) -> dict[str, tuple[PlanarTracker, str]]:
-    keynet = KeyNetDetector(load_model(weights), num_keypoints=num, mode="fast", multi_scale=False)
+    keynet = tracking_detector(load_model(weights), num_keypoints=num)
     tiny_path = default_weights("tiny_keynet")
     tiny_model = load_model(tiny_path, "tiny_keynet") if tiny_path else build_model("tiny_keynet").eval()
     tiny_label = "trained" if tiny_path else "speed only, untrained weights"
-    tiny = KeyNetDetector(tiny_model, num_keypoints=num, mode="fast", multi_scale=False)
+    tiny = tracking_detector(tiny_model, num_keypoints=num)
     return {
         "keynet+orb": (PlanarTracker(keynet, Describer(descriptor="orb")), "Key.Net fast, single scale, ORB"),
         "orb": (PlanarTracker(OpenCVDetector("orb", num), Describer(descriptor="orb")), "cv2.ORB detect+describe"),

@@ -169,6 +169,28 @@ def local_maxima(
     return out
 
 
+def subpixel_peaks(response: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+    """Sub-pixel positions of maxima: the vertex of a parabola through each peak and its two neighbours, per axis.
+
+    Args:
+        response: (H, W) map; xy: (N, 2) long integer maxima of it.
+
+    Returns:
+        (N, 2) float32 positions, each within half a pixel of its integer maximum.
+    """
+    h, w = response.shape
+    x, y = xy[:, 0], xy[:, 1]
+    centre = response[y, x]
+    offsets = []
+    for lo, hi in (((y, (x - 1).clamp(min=0)), (y, (x + 1).clamp(max=w - 1))),
+                   (((y - 1).clamp(min=0), x), ((y + 1).clamp(max=h - 1), x))):
+        before, after = response[lo], response[hi]
+        curvature = before + after - 2 * centre
+        step = torch.where(curvature < 0, 0.5 * (before - after) / curvature.clamp(max=-1e-12), 0.0)
+        offsets.append(step.clamp(-0.5, 0.5))
+    return xy.float() + torch.stack(offsets, 1)
+
+
 def level_budgets(num_keypoints: int, num_levels: int, up_levels: int, scale_factor: float) -> list[int]:
     """The authors' share of the keypoint budget per level, in proportion to level area (finest level first)."""
     area = scale_factor**2
@@ -197,6 +219,7 @@ class KeyNetDetector:
         "size_multiplier": 22.0,
         "mode": "exact",
         "device": "cpu",
+        "subpixel": False,  # refine each maximum by a parabola through its 3x3 neighbourhood (tracking accuracy)
     }
 
     def __init__(self, model: KeyNet, **conf: Any) -> None:
@@ -237,15 +260,29 @@ class KeyNetDetector:
         Returns:
             One ``Keypoints`` per image, sorted by score.
         """
+        return self.detect_with_response(image, num_keypoints)[0]
+
+    def detect_with_response(self, image: np.ndarray | torch.Tensor,
+                             num_keypoints: int | None = None) -> tuple[list[Keypoints], torch.Tensor]:
+        """``detect``, and the Key.Net response of the image at its own resolution (the pyramid's scale-1 level).
+
+        Returns:
+            keypoints: one ``Keypoints`` per image; response: (B, 1, H, W) float32 on the detector's device.
+        """
         x = self.prepare(image)
         k = int(self.conf["num_keypoints"] if num_keypoints is None else num_keypoints)
         if self.conf["multi_scale"]:
             return self._detect_multi_scale(x, k)
-        return [self._keypoints([(xy[:k], score[:k])], [(1.0, 1.0)], [1.0]) for xy, score in self._maxima(x)]
+        response = self.response(x).float()
+        kps = [self._keypoints([(xy[:k], score[:k])], [(1.0, 1.0)], [1.0]) for xy, score in self._maxima(response)]
+        return kps, response
 
-    def _maxima(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def _maxima(self, response: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         c = self.conf
-        return local_maxima(self.response(x).float(), c["nms_size"], c["border"], c["score_threshold"])
+        found = local_maxima(response, c["nms_size"], c["border"], c["score_threshold"])
+        if c["subpixel"]:
+            found = [(subpixel_peaks(response[j, 0], xy), score) for j, (xy, score) in enumerate(found)]
+        return found
 
     def _keypoints(
         self, found: list[tuple[torch.Tensor, torch.Tensor]], factors: list[tuple[float, float]], scales: list[float]
@@ -257,7 +294,7 @@ class KeyNetDetector:
         order = torch.argsort(score, descending=True, stable=True)
         return Keypoints(torch.cat(xy)[order], torch.cat(scale)[order], score[order], float(self.conf["size_multiplier"]))
 
-    def _detect_multi_scale(self, x: torch.Tensor, k: int) -> list[Keypoints]:
+    def _detect_multi_scale(self, x: torch.Tensor, k: int) -> tuple[list[Keypoints], torch.Tensor]:
         c = self.conf
         f, ups, downs = float(c["scale_factor"]), int(c["up_levels"]), int(c["pyramid_levels"])
         b, _, h, w = x.shape
@@ -274,10 +311,14 @@ class KeyNetDetector:
             levels.append((level, f**i))
         budgets = level_budgets(k, ups + downs + 1, ups, f)[: len(levels)]
         found: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in range(b)]
-        for idx, (image, _) in enumerate(levels):
-            for j, (xy, score) in enumerate(self._maxima(image)):
+        image_response = x
+        for idx, (image, scale) in enumerate(levels):
+            response = self.response(image).float()
+            if scale == 1:
+                image_response = response
+            for j, (xy, score) in enumerate(self._maxima(response)):
                 wanted = max(0, sum(budgets[: idx + 1]) - sum(len(s) for _, s in found[j]))
                 found[j].append((xy[:wanted], score[:wanted]))
         factors = [(w / im.shape[-1], h / im.shape[-2]) for im, _ in levels]
         scales = [s for _, s in levels]
-        return [self._keypoints(found[j], factors, scales) for j in range(b)]
+        return [self._keypoints(found[j], factors, scales) for j in range(b)], image_response

@@ -18,13 +18,12 @@ from tqdm import tqdm
 
 from .cli import reporting_errors, resolve_weights
 from .describe import DESCRIPTORS, Describer
-from .detect import KeyNetDetector
 from .files import atomic_path, atomic_write_json
 from .geometry import Camera
 from .image import read_image
 from .render import Renderer
 from .sources import FrameSource, as_bgr, open_source
-from .tracker import PlanarTracker
+from .tracker import PlanarTracker, tracking_detector
 from .weights import load_model
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -98,8 +97,8 @@ def run_track(args: argparse.Namespace) -> int:
     if (args.target is None) == (args.roi is None):
         raise ValueError("give exactly one of --target IMAGE or --roi x,y,w,h")
     model = load_model(resolve_weights(args.weights, args.architecture), args.architecture)
-    detector = KeyNetDetector(model, num_keypoints=args.num, nms_size=args.nms, mode="fast",
-                              multi_scale=args.multi_scale, device=args.device)
+    detector = tracking_detector(model, num_keypoints=args.num, nms_size=args.nms, multi_scale=args.multi_scale,
+                                 device=args.device)
     describer = Describer(descriptor=args.descriptor, weights=args.descriptor_weights, device=str(detector.device))
     camera = Camera.from_file(args.calibration) if args.calibration else None
     tracker = PlanarTracker(detector, describer, camera, ratio=args.ratio, ransac_threshold=args.ransac)

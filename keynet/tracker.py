@@ -2,7 +2,7 @@
 
 Typical use (the app, the ``track`` command and the benchmark all do this)::
 
-    tracker = PlanarTracker(KeyNetDetector(model, mode="fast", multi_scale=False), Describer(descriptor="orb"))
+    tracker = PlanarTracker(tracking_detector(model), Describer(descriptor="orb"))
     tracker.add_target(target_image)                       # or tracker.add_target_roi(frame, (x, y, w, h))
     for index, frame, stamp in open_source("demo"):
         result = tracker.process(frame, index, stamp)     # FrameResult: states, homographies, timings, events
@@ -25,6 +25,12 @@ from .match import TrackBook, distance_matrix, guide, mutual_nn_ratio
 from .timing import StageTimer
 
 SEARCHING, TRACKING, LOST = "searching", "tracking", "lost"
+TRACKING_DETECTOR_CONF: dict[str, Any] = {"mode": "fast", "multi_scale": False, "subpixel": True}
+
+
+def tracking_detector(model: torch.nn.Module, **conf: Any) -> KeyNetDetector:
+    """The detector real-time tracking uses: fast mode, one scale, sub-pixel maxima; ``conf`` overrides."""
+    return KeyNetDetector(model, **{**TRACKING_DETECTOR_CONF, **conf})
 
 
 class OneEuroFilter:
@@ -135,6 +141,7 @@ class FrameResult:
         track_prev: (N, 2) the point's position in the previous frame (NaN: new track).
         match_distances: (N,) descriptor distance of the keypoint's match to a target (inf: unmatched).
         targets: one ``TargetResult`` per target. timings_ms: per stage. events: e.g. "found poster", "lost poster".
+        response: (H, W) float32 Key.Net response of the frame when the tracker's ``keep_response`` is on, else None.
     """
 
     index: int
@@ -147,6 +154,7 @@ class FrameResult:
     targets: list[TargetResult]
     timings_ms: dict[str, float]
     events: list[str]
+    response: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"frame": self.index, "time": self.timestamp, "keypoints": len(self.keypoints),
@@ -186,6 +194,7 @@ class PlanarTracker:
         "target_scales": (1.0, 0.7071, 0.5),  # the target is described at these scales
         "smoothing": {"min_cutoff": 2.0, "beta": 0.2, "d_cutoff": 1.0},  # One-Euro filter of the corners
         "fov_deg": 60.0,  # default camera when no calibration is given
+        "keep_response": False,  # return each frame's Key.Net response in ``FrameResult.response`` (heatmap views)
     }
 
     def __init__(self, detector: KeyNetDetector, describer: Describer | None = None, camera: Camera | None = None,
@@ -308,7 +317,8 @@ class PlanarTracker:
         timer = StageTimer()
         stamp = float(index) / 30 if timestamp is None else float(timestamp)
         with timer("detect"):
-            kps: Keypoints = self.detector.detect(frame)[0]
+            found, response = self.detector.detect_with_response(frame)
+            kps: Keypoints = found[0]
             arr = kps.numpy()
         with timer("describe"):
             desc = self.describer(frame, kps)
@@ -333,8 +343,9 @@ class PlanarTracker:
                 events.append(f"found {track.target.name}")
             elif before == TRACKING and result.state == LOST:
                 events.append(f"lost {track.target.name}")
+        heatmap = response[0, 0].cpu().numpy() if self.conf["keep_response"] else None
         return FrameResult(index, stamp, arr, track_ids, track_lengths, track_prev, match_distances, results,
-                           timer.ms, events)
+                           timer.ms, events, heatmap)
 
     def _match(self, track: _TargetTrack, desc: Descriptors, xy: np.ndarray, guided: bool) -> tuple[np.ndarray,
                                                                                                  np.ndarray]:
