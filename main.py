@@ -9,9 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from keynet import cli
-from keynet.inference import keep_freed_memory
-from keynet.track_cli import add_track_command
+from app import prefer_sleeping_threads
+
+prefer_sleeping_threads()  # before torch loads (keynet imports it): see app/__init__.py
+
+from keynet import cli  # noqa: E402
+from keynet.inference import keep_freed_memory  # noqa: E402
+from keynet.track_cli import add_track_command  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,16 +9,27 @@ import os
 import sys
 
 
-def leave_a_core_free() -> int:
-    """Give torch one thread fewer than the CPU has cores (at least one) and return the count.
+def prefer_sleeping_threads() -> bool:
+    """Make torch's OpenMP threads sleep while they wait for work instead of spinning (``OMP_WAIT_POLICY=PASSIVE``).
 
-    The capture and UI threads need a core of their own: when every core runs a torch (OpenMP) thread, each
-    barrier waits for a thread the UI or capture pushed off its core, and on a 2-core machine under load Key.Net
-    ran 10x slower with 2 threads than with 1 (``bench/app_fps.py``).
+    OpenMP reads the policy when torch loads, so call this before importing torch; a policy set by the user is kept.
+    Spinning threads hold the cores that the capture and UI threads, and any other process, need; an OpenMP
+    thread that then loses its core stalls every parallel region. On the 2-core CPU with another process busy,
+    Key.Net ran 10x slower with 2 spinning threads than with 1; with sleeping threads, 2 were as fast as 1 or
+    faster (``bench/app_fps.py`` measures both). Returns whether the policy in force is passive.
     """
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
+
+
+def app_threads() -> int:
+    """Give torch every core when its threads sleep while waiting (``prefer_sleeping_threads``), else every core
+    but one (spinning threads on every core starve the capture and UI threads); returns the count."""
     import torch
 
-    threads = max(1, (os.cpu_count() or 1) - 1)
+    cores = os.cpu_count() or 1
+    threads = cores if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE" else max(1, cores - 1)
     torch.set_num_threads(threads)
     return threads
 
@@ -34,7 +45,7 @@ def run_app(argv: list[str] | None = None) -> int:
 
     from .main_window import MainWindow
 
-    leave_a_core_free()
+    app_threads()
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     app.setApplicationName("keynet-live")
     window = MainWindow()

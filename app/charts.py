@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from PyQt6.QtCore import QPointF, QRectF, Qt
+from PyQt6.QtCore import QPointF, QRectF, Qt, QTimer
 from PyQt6.QtGui import QColor, QPainter, QPainterPath, QPen
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
@@ -14,23 +14,35 @@ STAGE_COLOURS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948
 class LatencyChart(QWidget):
     """Stacked bars of each frame's stage timings (ms), with fps and inlier ratio as lines on top.
 
-    ``add(timings_ms, fps, inliers, inlier_ratio)`` appends one frame; the last ``history`` frames are shown.
+    ``add(timings_ms, fps, inliers, inlier_ratio)`` appends one frame; the last ``history`` frames are shown. The
+    chart repaints at most ``refresh_hz`` times a second (painting it costs the UI thread several milliseconds, too
+    much to spend on every frame of a 2-core machine).
     """
 
-    def __init__(self, history: int = 120, parent: QWidget | None = None) -> None:
+    def __init__(self, history: int = 120, refresh_hz: float = 5.0, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.history = history
         self.frames: deque[tuple[dict[str, float], float, int, float]] = deque(maxlen=history)
         self.stages: list[str] = []
         self.setMinimumHeight(150)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self._dirty = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(int(1000 / refresh_hz))
+        self._timer.timeout.connect(self._refresh)
+        self._timer.start()
 
     def add(self, timings_ms: dict[str, float], fps: float, inliers: int, inlier_ratio: float) -> None:
         for stage in timings_ms:
             if stage not in self.stages:
                 self.stages.append(stage)
         self.frames.append((dict(timings_ms), float(fps), int(inliers), float(inlier_ratio)))
-        self.update()
+        self._dirty = True
+
+    def _refresh(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self.update()
 
     def clear(self) -> None:
         self.frames.clear()

@@ -1,7 +1,7 @@
 """The main window: the video view, the settings side panel, the latency chart, menus, shortcuts and status bar.
 
-The UI thread only shows what the processing thread computed: it converts each output frame to a QImage once and
-repaints. Everything the user does that changes the pipeline (settings, targets, views, overlays) is posted to
+The UI thread only shows what the processing thread computed: it wraps each output frame in a QImage (no copy),
+scales it to the view once and repaints; the chart and the status numbers refresh a few times a second. Everything the user does that changes the pipeline (settings, targets, views, overlays) is posted to
 the processing thread.
 """
 
@@ -29,11 +29,12 @@ from .charts import LatencyChart
 from .pipeline import FrameOutput, SourceSpec, TrackingPipeline, ViewOptions, available_sources, descriptor_names
 from .recording import PoseLog, VideoRecorder, save_snapshot
 from .settings_panel import AppSettings, SettingsPanel, settings_store
-from .views import VideoView, to_qimage
+from .views import VideoView
 from .workers import CaptureThread, LatestFrame, ProcessingThread, WorkerSignals
 
 JOIN_TIMEOUT_S = 3.0
 FPS_WINDOW_FRAMES, FPS_WINDOW_S = 30, 5.0  # frames per second over the last 30 frames shown, at most 5 s
+STATUS_REFRESH_MS = 200
 
 # (action name, shortcut, description) for the Help menu and the actions themselves.
 SHORTCUTS = [
@@ -90,6 +91,7 @@ class MainWindow(QMainWindow):
         self.recorder: VideoRecorder | None = None
         self.pose_log = PoseLog()
         self.frame_times: list[float] = []
+        self.fps = 0.0
 
         self.view = VideoView()
         self.setCentralWidget(self.view)
@@ -157,6 +159,10 @@ class MainWindow(QMainWindow):
         for w in (self.rec_label, self.state_label, self.inlier_label, self.fps_label):
             w.setMinimumWidth(90)
             bar.addPermanentWidget(w)
+        self.status_timer = QTimer(self)
+        self.status_timer.setInterval(STATUS_REFRESH_MS)
+        self.status_timer.timeout.connect(self._refresh_status)
+        self.status_timer.start()
 
     def _action(self, name: str, menu, slot, checkable: bool = False) -> QAction:
         shortcut, text = next((k, t) for n, k, t in SHORTCUTS if n == name)
@@ -374,20 +380,29 @@ class MainWindow(QMainWindow):
         if output is None:
             return
         self.output = output
-        self.view.set_image(to_qimage(output.rgb))
+        self.view.set_frame(output.bgr)
         now = time.perf_counter()
         if output.fresh:
             self.frame_times = [t for t in self.frame_times[-FPS_WINDOW_FRAMES:] if now - t < FPS_WINDOW_S] + [now]
             span = now - self.frame_times[0]
-            fps = (len(self.frame_times) - 1) / span if span > 0 else 0.0
-            self.chart.add(output.timings_ms, fps, output.inliers, output.inlier_ratio)
-            self.fps_label.setText(f"fps: {fps:.1f}")
+            self.fps = (len(self.frame_times) - 1) / span if span > 0 else 0.0
+            self.chart.add(output.timings_ms, self.fps, output.inliers, output.inlier_ratio)
             self.pose_log.add(output.record())
             self.frame_shown.emit(output)
-        self.state_label.setText(f"state: {output.state}")
-        self.inlier_label.setText(f"inliers: {output.inliers} ({output.inlier_ratio:.0%})")
         for event in output.events:
             self.show_message(event)
+
+    def _refresh_status(self) -> None:
+        """The status bar's state, inliers and fps (a few times a second: relaying out the bar on every frame
+        costs the UI thread more than the numbers are worth)."""
+        output = self.output
+        if output is None:
+            return
+        for label, text in ((self.state_label, f"state: {output.state}"),
+                            (self.inlier_label, f"inliers: {output.inliers} ({output.inlier_ratio:.0%})"),
+                            (self.fps_label, f"fps: {self.fps:.1f}")):
+            if label.text() != text:
+                label.setText(text)
 
     def _record(self, output: FrameOutput) -> None:
         """Called in the processing thread with each new annotated frame."""

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -20,6 +21,7 @@ from keynet import sources
 from keynet.describe import DESCRIPTORS, Describer
 from keynet.image import read_image
 from keynet.render import Renderer
+from keynet.track_cli import looping_video
 from keynet.tracker import FrameResult, PlanarTracker, tracking_detector
 from keynet.weights import WeightsError, default_weights, load_model
 
@@ -105,8 +107,7 @@ class FrameOutput:
 
     Attributes:
         index: the frame's index in its source.
-        bgr: (H, W, 3) uint8 annotated frame (recorded, saved as snapshots).
-        rgb: the same as RGB for the view.
+        bgr: (H, W, 3) uint8 annotated frame (shown, recorded, saved as snapshots).
         fresh: a newly processed frame (False when the same frame was drawn again for new view options).
         state: the tracking state of the first target (``searching``, ``tracking``, ``lost``) or ``no target``.
         inliers, matches: counts for the first target.
@@ -119,7 +120,6 @@ class FrameOutput:
 
     index: int
     bgr: np.ndarray
-    rgb: np.ndarray
     fresh: bool = True
     state: str = "no target"
     inliers: int = 0
@@ -133,6 +133,11 @@ class FrameOutput:
     track_lengths: np.ndarray | None = None
     match_distances: np.ndarray | None = None
     view: ViewOptions | None = None
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """The annotated frame as RGB (a new array)."""
+        return cv2.cvtColor(self.bgr, cv2.COLOR_BGR2RGB)
 
     @property
     def inlier_ratio(self) -> float:
@@ -206,8 +211,8 @@ class TrackingPipeline:
         self.tracker: PlanarTracker | None = None
         self.pending_targets: list[tuple[np.ndarray, str]] = []  # added while there is no model yet
         self.frames: dict[int, np.ndarray] = {}
-        self.last: tuple[Frame, FrameResult | None] | None = None
-        self.renderer = make_renderer(view)
+        self.last: list | None = None  # [Frame, FrameResult | None] of the frame on screen
+        self.renderer = Renderer(overlay_frames(view), **render_options(view))
 
     # -- changes posted by the UI
     def configure(self, settings: AppSettings) -> str:
@@ -227,7 +232,7 @@ class TrackingPipeline:
         detector = tracking_detector(model, num_keypoints=settings.num_keypoints, nms_size=settings.nms_size,
                                      device=device)
         describer = Describer(descriptor=settings.descriptor or DEFAULT_DESCRIPTOR, device=str(detector.device))
-        conf = {"ratio": settings.ratio, "ransac_threshold": settings.ransac_px}
+        conf = {"ratio": settings.ratio, "ransac_threshold": settings.ransac_px, "keep_response": self.view.heatmap}
         if self.tracker is None:
             self.tracker = PlanarTracker(detector, describer, **conf)
         else:
@@ -280,13 +285,24 @@ class TrackingPipeline:
             self.tracker.reset()
 
     def set_view(self, view: ViewOptions) -> FrameOutput | None:
-        """New view options; returns the last frame drawn again with them (shown at once while paused)."""
+        """New view options; returns the last frame drawn again with them (shown at once while paused).
+
+        The tracker keeps each frame's Key.Net response only while the heatmap is shown; turning it on computes
+        the response of the frame on screen.
+        """
         if (view.overlay, view.overlay_path) != (self.view.overlay, self.view.overlay_path):
-            self.renderer = make_renderer(view)
-        else:
-            self.renderer.set(**render_options(view))
+            self.renderer.set_overlay(overlay_frames(view))
+        self.renderer.set(**render_options(view))
         self.view = view
-        return self._output(*self.last, fresh=False) if self.last is not None else None
+        if self.tracker is not None:
+            self.tracker.configure(keep_response=view.heatmap)
+        if self.last is None:
+            return None
+        frame, result = self.last
+        if view.heatmap and result is not None and result.response is None:
+            response = self.tracker.detector.detect_with_response(frame.image)[1]
+            result = self.last[1] = replace(result, response=response[0, 0].cpu().numpy())
+        return self._output(frame, result, fresh=False)
 
     # -- per frame
     def process(self, frame: Frame) -> FrameOutput:
@@ -299,7 +315,7 @@ class TrackingPipeline:
             result = self.tracker.process(frame.image, frame.index, frame.time)
             # "wait": from capture to the start of processing (the hand-off keeps it under one frame's processing)
             result.timings_ms = {"wait": (start - frame.time) * 1000, **result.timings_ms}
-        self.last = (frame, result)
+        self.last = [frame, result]
         output = self._output(frame, result, fresh=True)
         if self.on_record is not None:
             self.on_record(output)
@@ -307,13 +323,12 @@ class TrackingPipeline:
 
     def _output(self, frame: Frame, result: FrameResult | None, fresh: bool) -> FrameOutput:
         if result is None:
-            return FrameOutput(frame.index, frame.image, np.ascontiguousarray(frame.image[..., ::-1]), fresh,
-                               "no model", view=self.view)
+            return FrameOutput(frame.index, frame.image, fresh, "no model", view=self.view)
         tracker = self.tracker
         bgr = self.renderer.draw(frame.image, result, tracker.targets if tracker else None)
         first = result.targets[0] if result.targets else None
         return FrameOutput(
-            frame.index, bgr, np.ascontiguousarray(bgr[..., ::-1]), fresh,
+            frame.index, bgr, fresh,
             state=first.state if first else "no target",
             inliers=first.num_inliers if first else 0,
             matches=len(first.matches) if first else 0,
@@ -333,21 +348,21 @@ def render_options(view: ViewOptions) -> dict[str, Any]:
     """The ``keynet.render.Renderer`` options for ``view``."""
     return {"overlay": view.overlay if view.overlay_path or view.overlay not in ("image", "video") else "none",
             "keypoints": view.keypoints, "matches": view.matches, "inliers_only": view.inliers_only,
-            "tracks": view.tracks}
+            "tracks": view.tracks, "heatmap": view.heatmap}
 
 
-def make_renderer(view: ViewOptions) -> Renderer:
-    """A renderer for ``view``, with its image or video overlay opened.
+def overlay_frames(view: ViewOptions) -> Any:
+    """The image, or the (repeating) frames of the video, of ``view``'s AR overlay; None for the others.
 
     Raises:
         FileNotFoundError, ValueError, OSError: an overlay file that cannot be read.
     """
-    frames: Any = None
     if view.overlay == "image" and view.overlay_path:
-        frames = read_image(view.overlay_path)
-    elif view.overlay == "video" and view.overlay_path:
-        frames = (image for _, image, _ in sources.open_source(view.overlay_path))
-    return Renderer(frames, **render_options(view))
+        return read_image(view.overlay_path)
+    if view.overlay == "video" and view.overlay_path:
+        sources.open_source(view.overlay_path).close()  # a missing or unreadable file fails here, not later
+        return looping_video(view.overlay_path)
+    return None
 
 
 def descriptor_names() -> list[str]:

@@ -12,16 +12,19 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from PyQt6.QtCore import QEventLoop, QPointF, QTimer
-from PyQt6.QtWidgets import QApplication
+from . import app_threads, prefer_sleeping_threads
 
-from keynet.files import atomic_path
-from keynet.inference import keep_freed_memory
+prefer_sleeping_threads()  # before torch loads, as main.py does
 
-from . import leave_a_core_free
-from .main_window import MainWindow
-from .pipeline import SourceSpec
-from .settings_panel import AppSettings
+from PyQt6.QtCore import QEventLoop, QPointF, QTimer  # noqa: E402
+from PyQt6.QtWidgets import QApplication  # noqa: E402
+
+from keynet.files import atomic_path  # noqa: E402
+from keynet.inference import keep_freed_memory  # noqa: E402
+
+from .main_window import MainWindow  # noqa: E402
+from .pipeline import SourceSpec  # noqa: E402
+from .settings_panel import AppSettings  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--view", default="", help="comma-separated layers to turn on: matches,tracks,heatmap")
     args = parser.parse_args(argv)
     keep_freed_memory()
-    leave_a_core_free()
+    app_threads()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("keynet-live")
     settings = AppSettings(model="file", weights_file=args.weights, device="cpu") if args.weights else AppSettings()

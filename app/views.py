@@ -1,11 +1,13 @@
 """The video view: shows the annotated frame, lets the user drag a target rectangle and click a keypoint.
 
-The frame arrives already drawn (``keynet.render`` runs in the processing worker); the view only scales the QImage
-to fit and draws the rubber band of a drag in progress. Positions are reported in frame pixels.
+The frame arrives already drawn (``keynet.render`` runs in the processing worker); the view scales it to fit once
+per frame (OpenCV, off the painter) and draws the rubber band of a drag in progress. Positions are reported in
+frame pixels.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from PyQt6.QtCore import QPoint, QPointF, QRect, QRectF, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen
@@ -14,16 +16,17 @@ from PyQt6.QtWidgets import QSizePolicy, QWidget
 MIN_DRAG_PX = 6  # a press and release closer than this (in widget pixels) is a click, not a drag
 
 
-def to_qimage(rgb: np.ndarray) -> QImage:
-    """A QImage sharing nothing with ``rgb``: (H, W, 3) uint8 RGB, or (H, W) uint8 grey."""
-    rgb = np.ascontiguousarray(rgb)
-    if rgb.ndim == 2:
-        h, w = rgb.shape
-        return QImage(rgb.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB frame; got {rgb.shape} {rgb.dtype}")
-    h, w, _ = rgb.shape
-    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+def to_qimage(bgr: np.ndarray) -> QImage:
+    """A QImage over the memory of ``bgr`` ((H, W, 3) uint8 BGR, or (H, W) uint8 grey; C-contiguous), no copy:
+    keep the array alive as long as the image."""
+    if bgr.dtype != np.uint8 or bgr.ndim not in (2, 3) or (bgr.ndim == 3 and bgr.shape[2] != 3):
+        raise ValueError(f"expected an (H, W, 3) or (H, W) uint8 frame; got {bgr.shape} {bgr.dtype}")
+    if not bgr.flags.c_contiguous:
+        raise ValueError("the frame must be C-contiguous (np.ascontiguousarray)")
+    h, w = bgr.shape[:2]
+    if bgr.ndim == 2:
+        return QImage(bgr.data, w, h, w, QImage.Format.Format_Grayscale8)
+    return QImage(bgr.data, w, h, 3 * w, QImage.Format.Format_BGR888)
 
 
 class VideoView(QWidget):
@@ -39,7 +42,9 @@ class VideoView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.image = QImage()
+        self.frame: np.ndarray | None = None
+        self.image = QImage()  # over ``frame``'s memory
+        self._scaled: tuple[tuple[int, int], np.ndarray, QImage] | None = None  # the frame at its size on screen
         self.message = "No source"
         self._press: QPoint | None = None
         self._drag: QPoint | None = None
@@ -48,9 +53,25 @@ class VideoView(QWidget):
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.setMouseTracking(False)
 
-    def set_image(self, image: QImage) -> None:
-        self.image = image
+    def set_frame(self, frame: np.ndarray) -> None:
+        """Show ``frame`` ((H, W, 3) uint8 BGR or (H, W) grey); the view keeps a reference to it."""
+        self.frame = np.ascontiguousarray(frame)
+        self.image = to_qimage(self.frame)
+        self._scaled = None
         self.update()
+
+    def _on_screen(self, rect: QRectF) -> QImage:
+        """The frame resized to ``rect`` (cached until the next frame or a new size)."""
+        size = (max(1, round(rect.width())), max(1, round(rect.height())))
+        if self._scaled is None or self._scaled[0] != size:
+            h, w = self.frame.shape[:2]
+            if (w, h) == size:
+                scaled = self.frame
+            else:
+                shrink = size[0] < w
+                scaled = cv2.resize(self.frame, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            self._scaled = (size, scaled, to_qimage(scaled))
+        return self._scaled[2]
 
     def set_message(self, text: str) -> None:
         """Text shown when there is no frame (and under the frame when there is)."""
@@ -85,8 +106,8 @@ class VideoView(QWidget):
             p.setPen(QColor("#cccccc"))
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.message)
         else:
-            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-            p.drawImage(self.image_rect(), self.image)
+            rect = self.image_rect()
+            p.drawImage(rect.topLeft(), self._on_screen(rect))
         if self._press is not None and self._drag is not None:
             p.setPen(QPen(QColor("#00e5ff"), 2, Qt.PenStyle.DashLine))
             p.drawRect(QRect(self._press, self._drag).normalized())

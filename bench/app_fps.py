@@ -1,6 +1,6 @@
 """Frames per second the app shows on the demo, against the same pipeline run headless, in one run.
 
-    python -m bench.app_fps                    # Key.Net and Tiny-Key.Net, 20 s each; writes bench/results/
+    python -m bench.app_fps                    # Key.Net (3 thread settings) and Tiny-Key.Net, 20 s each
     python -m bench.app_fps --seconds 5 --no-save
     python -m bench.app_fps --source VIDEO|IMAGE_DIR
 
@@ -8,42 +8,39 @@ The app runs as users see it (offscreen Qt platform): the capture thread plays t
 processing thread tracks with the settings given, the UI thread shows each output. "shown fps" counts the new
 frames the window displayed per second; the peer is the same ``TrackingPipeline`` called in a plain loop on the
 same frames (no threads, no Qt), so "x headless" is the share of the pipeline's own speed the app delivers.
+
+OpenMP reads its wait policy when torch loads, so each setting runs in a process of its own: the app's (every core,
+threads sleeping while they wait: ``app.prefer_sleeping_threads``), torch's default spinning threads on every core,
+and sleeping threads on every core but one.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-import torch  # noqa: E402
-from PyQt6.QtCore import QEventLoop, QTimer  # noqa: E402
-from PyQt6.QtWidgets import QApplication  # noqa: E402
-
-from app import leave_a_core_free  # noqa: E402
-from app.main_window import MainWindow  # noqa: E402
-from app.pipeline import FrameOutput, SourceSpec, TrackingPipeline, ViewOptions  # noqa: E402
-from app.settings_panel import AppSettings  # noqa: E402
-from app.workers import Frame  # noqa: E402
-from bench.machine import describe_machine, machine_line  # noqa: E402
-from keynet.files import atomic_write_json, atomic_write_text  # noqa: E402
-from keynet.inference import keep_freed_memory  # noqa: E402
-from keynet.weights import default_weights  # noqa: E402
-
 REPO = Path(__file__).resolve().parent.parent
 AUTHORS_WEIGHTS = REPO.parent / "shared" / "reference" / "keynet_official" / "keynet_pytorch.pth"
 RESULTS = REPO / "bench" / "results"
 TARGET_FPS = 15.0
+HEADLESS_FRAMES, HEADLESS_MAX_S = 60, 30.0
+# (architecture, label, OpenMP wait policy: "PASSIVE" or "" for torch's default, threads: "all" or "all-1")
+CONFIGS = [("keynet", "Key.Net", "PASSIVE", "all"), ("keynet", "Key.Net", "", "all"),
+           ("keynet", "Key.Net", "PASSIVE", "all-1"), ("tiny_keynet", "Tiny-Key.Net", "PASSIVE", "all")]
 
 
-def settings_for(architecture: str, num_keypoints: int) -> tuple[AppSettings, str]:
+def settings_for(architecture: str, num_keypoints: int):
     """Settings using the shipped weights, else (development machines) the authors' checkpoint for Key.Net."""
+    from app.settings_panel import AppSettings
+    from keynet.weights import default_weights
+
     if default_weights(architecture) is not None:
         return AppSettings(model=architecture, device="cpu", num_keypoints=num_keypoints), "shipped"
     if architecture == "keynet" and AUTHORS_WEIGHTS.is_file():
@@ -52,27 +49,32 @@ def settings_for(architecture: str, num_keypoints: int) -> tuple[AppSettings, st
     return None, f"no weights for {architecture} (assets/weights/{architecture}.pt)"
 
 
-def wait(app: QApplication, seconds: float) -> None:
+def wait(app, seconds: float) -> None:
+    from PyQt6.QtCore import QEventLoop, QTimer
+
     loop = QEventLoop()
     QTimer.singleShot(int(seconds * 1000), loop.quit)
     loop.exec()
 
 
-def measure_app(app: QApplication, spec: SourceSpec, settings: AppSettings, seconds: float) -> dict:
+def measure_app(app, spec, settings, seconds: float) -> dict:
     """Open the window on ``spec``, let it warm up, then count the new frames it shows for ``seconds``."""
+    from app.main_window import MainWindow
+
     window = MainWindow(spec, settings, remember=False, ask=False)
     window.resize(1280, 800)
     window.show()
-    shown: list[FrameOutput] = []
+    shown = []
     window.frame_shown.connect(shown.append)
-    deadline = time.perf_counter() + 60
+    deadline = time.perf_counter() + 90
     while len(shown) < 10 and time.perf_counter() < deadline:
         wait(app, 0.2)
     shown.clear()
     processed0, dropped0 = window.processing.frames_processed, window.slot.dropped
-    t0 = time.perf_counter()
+    cpu0, t0 = time.process_time(), time.perf_counter()
     wait(app, seconds)
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     states = [o.state for o in shown]
     stages = sorted({k for o in shown for k in o.timings_ms})
     result = {
@@ -80,14 +82,18 @@ def measure_app(app: QApplication, spec: SourceSpec, settings: AppSettings, seco
         "processed_fps": (window.processing.frames_processed - processed0) / elapsed,
         "dropped_frames": window.slot.dropped - dropped0,
         "tracking_share": states.count("tracking") / max(1, len(states)),
-        "stage_ms": {s: statistics.median(o.timings_ms.get(s, 0.0) for o in shown) for s in stages},
+        "stage_ms": {s: statistics.median(o.timings_ms.get(s, 0.0) for o in shown) for s in stages} if shown else {},
+        "cpu_cores_used": cpu / elapsed,
     }
     window.close()
     return result
 
 
-def measure_headless(spec: SourceSpec, settings: AppSettings, frames: int) -> float:
+def measure_headless(spec, settings, frames: int, max_seconds: float) -> float:
     """Frames per second of the same pipeline in a plain loop over the source's first ``frames`` frames."""
+    from app.pipeline import TrackingPipeline, ViewOptions
+    from app.workers import Frame
+
     source = spec.opener()()
     images = []
     while len(images) < frames:
@@ -101,77 +107,118 @@ def measure_headless(spec: SourceSpec, settings: AppSettings, frames: int) -> fl
     for i, image in enumerate(images[:5]):
         pipeline.process(Frame(i, image, time.perf_counter()))
     t0 = time.perf_counter()
+    done = 0
     for i, image in enumerate(images):
         pipeline.process(Frame(i, image, time.perf_counter()))
-    return len(images) / (time.perf_counter() - t0)
+        done += 1
+        if time.perf_counter() - t0 > max_seconds:
+            break
+    return done / (time.perf_counter() - t0)
 
 
-def markdown(result: dict) -> str:
-    lines = [
-        f"App frames per second on {result['source']}: {machine_line(result['machine'])}.",
-        f"{result['seconds']:.0f} s per model after warm-up, {result['settings']}. Target: at least {TARGET_FPS:.0f} fps "
-        f"shown with Key.Net. Load average (1 min) at the end: {result['load_average_1min']:.1f} on "
-        f"{result['machine']['cpu_cores']} cores: other processes may have been running.",
-        "",
-        "| model | torch threads | weights | shown fps | processed fps | headless fps | x headless | frames dropped "
-        "| tracking | median stage ms |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for r in result["runs"]:
-        if "skipped" in r:
-            lines.append(f"| {r['model']} | {r['threads']} | {r['skipped']} | | | | | | | |")
-            continue
-        stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stage_ms"].items())
-        lines.append(
-            f"| {r['model']} | {r['threads']} | {r['weights']} | {r['shown_fps']:.1f} | {r['processed_fps']:.1f} | "
-            f"{r['headless_fps']:.1f} | {r['shown_fps'] / r['headless_fps']:.2f} | {r['dropped_frames']} | "
-            f"{r['tracking_share']:.0%} | {stages} |"
-        )
-    return "\n".join(lines) + "\n"
+def run_child(args: argparse.Namespace) -> int:
+    """One configuration, in this process (its OpenMP policy was set by the parent); prints a JSON line."""
+    from app import prefer_sleeping_threads
 
+    passive = prefer_sleeping_threads() if args.policy == "PASSIVE" else False
+    import torch
+    from PyQt6.QtWidgets import QApplication
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per model (default 20)")
-    parser.add_argument("--source", help="a video or image folder instead of the bundled demo")
-    parser.add_argument("--num-keypoints", type=int, default=500)
-    parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
-    args = parser.parse_args(argv)
+    from app.pipeline import SourceSpec
+    from keynet.inference import keep_freed_memory
+
     keep_freed_memory()
-    app_threads = leave_a_core_free()
-    all_threads = os.cpu_count() or 1
+    cores = os.cpu_count() or 1
+    threads = cores if args.threads == "all" else max(1, cores - 1)
+    torch.set_num_threads(threads)
+    row = {"model": args.label, "policy": "passive" if passive else "spinning (torch's default)", "threads": threads}
+    settings, weights = settings_for(args.architecture, args.num_keypoints)
+    if settings is None:
+        print(json.dumps({**row, "skipped": weights}))
+        return 0
     app = QApplication.instance() or QApplication(sys.argv[:1])
     if args.source:
         spec = SourceSpec.folder(args.source) if Path(args.source).is_dir() else SourceSpec.video(args.source)
         spec = replace(spec, loop=True)  # as the demo: the measurement must not run out of frames
     else:
         spec = SourceSpec.demo()
-    runs = []
-    # The app's thread count, and (the peer) torch on every core, as a plain torch program would run.
-    configs = [("keynet", "Key.Net", app_threads), ("keynet", "Key.Net", all_threads),
-               ("tiny_keynet", "Tiny-Key.Net", app_threads)]
-    for architecture, label, threads in configs if all_threads > app_threads else configs[::2]:
-        settings, weights = settings_for(architecture, args.num_keypoints)
-        if settings is None:
-            print(f"{label}: skipped, {weights}", file=sys.stderr)
-            runs.append({"model": label, "threads": threads, "skipped": weights})
+    r = measure_app(app, spec, settings, args.seconds)
+    r["headless_fps"] = measure_headless(spec, settings, HEADLESS_FRAMES, HEADLESS_MAX_S)
+    print(json.dumps({**row, **r, "weights": weights, "source": spec.label}))
+    return 0
+
+
+def markdown(result: dict) -> str:
+    from bench.machine import machine_line  # imports torch: not before a child has set its OpenMP policy
+
+    lines = [
+        f"App frames per second on {result['source']}: {machine_line(result['machine'])}.",
+        f"{result['seconds']:.0f} s per setting after warm-up, {result['settings']}. Target: at least "
+        f"{TARGET_FPS:.0f} fps shown with Key.Net; the app runs the first setting. Load average (1 min) at the "
+        f"start and the end: {result['load_average_1min'][0]:.1f}, {result['load_average_1min'][1]:.1f} on "
+        f"{result['machine']['cpu_cores']} cores: other processes may have been running.",
+        "",
+        "| model | OpenMP threads | torch threads | weights | shown fps | processed fps | headless fps | x headless "
+        "| frames dropped | tracking | app CPU (cores) | median stage ms |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in result["runs"]:
+        if "skipped" in r or "failed" in r:
+            lines.append(f"| {r['model']} | {r['policy']} | {r['threads']} | {r.get('skipped', r.get('failed'))} "
+                         "| | | | | | | | |")
             continue
-        torch.set_num_threads(threads)
-        r = measure_app(app, spec, settings, args.seconds)
-        r["headless_fps"] = measure_headless(spec, settings, 60)
-        r.update(model=label, weights=weights, threads=threads)
-        print(f"{label}, {threads} thread(s): shown {r['shown_fps']:.1f} fps, processed {r['processed_fps']:.1f}, "
-              f"headless {r['headless_fps']:.1f}", file=sys.stderr)
-        runs.append(r)
-    torch.set_num_threads(app_threads)
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stage_ms"].items())
+        lines.append(
+            f"| {r['model']} | {r['policy']} | {r['threads']} | {r['weights']} | {r['shown_fps']:.1f} | "
+            f"{r['processed_fps']:.1f} | {r['headless_fps']:.1f} | {r['shown_fps'] / r['headless_fps']:.2f} | "
+            f"{r['dropped_frames']} | {r['tracking_share']:.0%} | {r['cpu_cores_used']:.2f} | {stages} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per setting (default 20)")
+    parser.add_argument("--source", help="a video or image folder instead of the bundled demo")
+    parser.add_argument("--num-keypoints", type=int, default=500)
+    parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
+    parser.add_argument("--child", nargs=4, metavar=("ARCH", "LABEL", "POLICY", "THREADS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if args.child:
+        args.architecture, args.label, args.policy, args.threads = args.child
+        return run_child(args)
+    from bench.machine import describe_machine
+    from keynet.files import atomic_write_json, atomic_write_text
+
+    load_start = os.getloadavg()[0]
+    runs = []
+    for architecture, label, policy, threads in CONFIGS:
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        if policy:
+            env["OMP_WAIT_POLICY"] = policy
+        command = [sys.executable, "-m", "bench.app_fps", "--seconds", str(args.seconds), "--num-keypoints",
+                   str(args.num_keypoints), *(["--source", args.source] if args.source else []),
+                   "--child", architecture, label, policy or "default", threads]
+        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        if done.returncode or not lines:
+            row = {"model": label, "policy": policy or "default", "threads": threads,
+                   "failed": f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]}"}
+        else:
+            row = json.loads(lines[-1])
+        runs.append(row)
+        summary = row.get("skipped") or row.get("failed") or (
+            f"shown {row['shown_fps']:.1f} fps, processed {row['processed_fps']:.1f}, headless {row['headless_fps']:.1f}")
+        print(f"{label}, {row['policy']}, {row['threads']} thread(s): {summary}", file=sys.stderr)
+    measured = [r for r in runs if "source" in r]
     result = {
-        "source": spec.label,
+        "source": measured[0]["source"] if measured else "the bundled demo",
         "seconds": args.seconds,
-        "settings": f"fast mode, single scale, {args.num_keypoints} keypoints, CPU; the app runs torch on "
-                    f"{app_threads} of {all_threads} cores",
+        "settings": f"fast mode, single scale, {args.num_keypoints} keypoints, CPU",
         "target_fps": TARGET_FPS,
         "machine": describe_machine("cpu"),
-        "load_average_1min": os.getloadavg()[0],
+        "load_average_1min": [load_start, os.getloadavg()[0]],
         "runs": runs,
     }
     text = markdown(result)

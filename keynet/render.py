@@ -1,4 +1,5 @@
-"""Drawing a tracker's results on a frame with OpenCV: AR content, outlines, keypoints, matches and tracks.
+"""Drawing a tracker's results on a frame with OpenCV: response heatmap, AR content, outlines, keypoints, matches,
+tracks and a status line.
 
 ``Renderer(**options).draw(frame, result)`` draws what the options ask for; every layer is also a function.
 """
@@ -28,14 +29,47 @@ def colour_map(values: np.ndarray) -> np.ndarray:
     return cv2.applyColorMap((norm * 255).astype(np.uint8)[:, None], cv2.COLORMAP_TURBO)[:, 0]
 
 
+def draw_heatmap(canvas: np.ndarray, response: np.ndarray, alpha: float = 0.7, percentile: float = 99.5) -> None:
+    """Blend a detector ``response`` ((h, w) float, resized to the canvas) over ``canvas`` as a turbo heatmap.
+
+    Responses are scaled from their median (the flat background: transparent) to their ``percentile`` (so a few
+    strong peaks do not wash out the rest: at and above it, ``alpha`` opaque red); each pixel's opacity grows
+    with the square root of its scaled response, so the frame stays visible where the detector does not fire.
+    """
+    if response.ndim != 2:
+        raise ValueError(f"the response must be an (H, W) map; got shape {response.shape}")
+    r = response.astype(np.float32, copy=False)
+    lo, hi = (float(v) for v in np.percentile(r[::4, ::4], [50, percentile]))  # a subsample does for quantiles
+    if hi <= lo:
+        hi = float(r.max())
+    if hi <= lo:
+        return
+    if r.shape != canvas.shape[:2]:
+        r = cv2.resize(r, (canvas.shape[1], canvas.shape[0]), interpolation=cv2.INTER_LINEAR)
+    norm = np.clip((r - lo) * (1.0 / (hi - lo)), 0.0, 1.0)
+    colours = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_TURBO)
+    weight = cv2.sqrt(norm) * alpha  # weak responses stay visible
+    canvas[:] = cv2.blendLinear(canvas, colours, 1.0 - weight, weight)
+
+
+def draw_status(canvas: np.ndarray, text: str, origin: tuple[int, int] = (6, 6), scale: float = 0.5) -> None:
+    """White ``text`` on a filled dark box whose top-left corner is at ``origin``."""
+    (w, h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x, y = origin
+    pad = 4
+    cv2.rectangle(canvas, (x, y), (x + w + 2 * pad, y + h + baseline + 2 * pad), (32, 32, 32), cv2.FILLED)
+    cv2.putText(canvas, text, (x + pad, y + pad + h), cv2.FONT_HERSHEY_SIMPLEX, scale, WHITE, 1, cv2.LINE_AA)
+
+
 def draw_keypoints(canvas: np.ndarray, keypoints: np.ndarray, by: str = "score", size_multiplier: float = 22.0) -> None:
     """Circles of each keypoint's region size; ``by`` = ``"score"`` or ``"scale"`` chooses the colour code."""
     if by not in ("score", "scale"):
         raise ValueError(f"keypoints are coloured by 'score' or 'scale'; got {by!r}")
-    colours = colour_map(keypoints[:, 3] if by == "score" else np.log2(keypoints[:, 2]))
-    for (x, y, s, _), c in zip(keypoints, colours):
-        radius = max(2, int(round(size_multiplier * s / 4)))
-        cv2.circle(canvas, (int(round(x)), int(round(y))), radius, tuple(int(v) for v in c), 1, cv2.LINE_AA)
+    colours = colour_map(keypoints[:, 3] if by == "score" else np.log2(keypoints[:, 2])).tolist()
+    centres = np.round(keypoints[:, :2]).astype(np.int32).tolist()
+    radii = np.maximum(2, np.round(size_multiplier * keypoints[:, 2] / 4)).astype(np.int32).tolist()
+    for centre, radius, colour in zip(centres, radii, colours):
+        cv2.circle(canvas, centre, radius, colour, 1, cv2.LINE_AA)
 
 
 def draw_outline(canvas: np.ndarray, corners: np.ndarray, colour: tuple[int, int, int] = GREEN,
@@ -111,17 +145,23 @@ def draw_matches(canvas: np.ndarray, result: FrameResult, target: TargetResult, 
 
 
 class TrailBook:
-    """Recent positions of each track id, for drawing trails (ids unseen for ``max_len`` frames are dropped)."""
+    """Recent positions of each track id, for drawing trails.
+
+    Trails span the last ``max_len`` frames given to ``update`` (not frame indices: a slow processing thread that
+    drops frames still shows trails); ids unseen for that long are dropped.
+    """
 
     def __init__(self, max_len: int = 15) -> None:
         self.max_len = max_len
+        self.frames = 0
         self.trails: dict[int, list[tuple[int, np.ndarray]]] = {}
 
     def update(self, result: FrameResult) -> None:
+        self.frames += 1
         for tid, xy in zip(result.track_ids, result.keypoints[:, :2]):
             if tid >= 0:
-                self.trails.setdefault(int(tid), []).append((result.index, xy.copy()))
-        old = result.index - self.max_len
+                self.trails.setdefault(int(tid), []).append((self.frames, xy.copy()))
+        old = self.frames - self.max_len
         self.trails = {k: [p for p in v if p[0] > old][-self.max_len:] for k, v in self.trails.items()
                        if v[-1][0] > old}
 
@@ -141,7 +181,9 @@ class RenderOptions:
     Attributes:
         overlay: ``"none"``, ``"cube"``, ``"axes"``, ``"image"`` or ``"video"`` (frames from ``overlay_frames``).
         keypoints: ``"off"``, ``"score"`` or ``"scale"``. matches, inliers_only, tracks, outline, status: layers.
-        alpha: opacity of an image or video overlay.
+        heatmap: the Key.Net response under every other layer (needs ``FrameResult.response``: the tracker's
+            ``keep_response`` option).
+        alpha: opacity of an image or video overlay; heatmap_alpha: of the strongest responses.
     """
 
     overlay: str = "cube"
@@ -151,11 +193,17 @@ class RenderOptions:
     tracks: bool = False
     outline: bool = True
     status: bool = True
+    heatmap: bool = False
     alpha: float = 0.8
+    heatmap_alpha: float = 0.7
 
 
 class Renderer:
     """Draws ``FrameResult``s; keeps the trails and the overlay video's position between frames.
+
+    Per-frame state advances once per new frame (a ``result.index`` not drawn just before): drawing the same result
+    again, e.g. paused with other options, gives the same picture. An index lower than the last one (a new source)
+    starts the trails afresh.
 
     Args:
         overlay_frames: an image (H, W, 3|4) or an iterator of frames for ``overlay="image"``/``"video"``.
@@ -164,9 +212,9 @@ class Renderer:
 
     def __init__(self, overlay_frames: Any = None, **options: Any) -> None:
         self.options = RenderOptions(**options)
-        self.overlay_frames = overlay_frames
-        self.overlay_image: np.ndarray | None = overlay_frames if isinstance(overlay_frames, np.ndarray) else None
         self.trails = TrailBook()
+        self.index: int | None = None  # the last frame drawn
+        self.set_overlay(overlay_frames)
 
     def set(self, **options: Any) -> None:
         for key, value in options.items():
@@ -174,13 +222,31 @@ class Renderer:
                 raise ValueError(f"unknown render option {key!r}; known: {sorted(vars(self.options))}")
             setattr(self.options, key, value)
 
-    def _next_overlay(self) -> np.ndarray | None:
-        """The overlay image, or the video's next frame (the last one stays when the video ends)."""
-        if self.overlay_frames is not None and not isinstance(self.overlay_frames, np.ndarray):
+    def set_overlay(self, overlay_frames: Any) -> None:
+        """A new image, or iterator of video frames, for the ``"image"``/``"video"`` overlay (the trails stay)."""
+        self.overlay_frames = overlay_frames
+        self.overlay_image: np.ndarray | None = overlay_frames if isinstance(overlay_frames, np.ndarray) else None
+
+    def _overlay(self, advance: bool) -> np.ndarray | None:
+        """The overlay image, or the video's frame (the next one when ``advance``; the last stays when it ends)."""
+        if self.options.overlay not in ("image", "video"):
+            return None
+        video = self.overlay_frames is not None and not isinstance(self.overlay_frames, np.ndarray)
+        if video and (advance or self.overlay_image is None):
             frame = next(self.overlay_frames, None)
             if frame is not None:
                 self.overlay_image = frame
         return self.overlay_image
+
+    def _advance(self, result: FrameResult) -> bool:
+        """Update the trails once per new frame; True when ``result`` is a new frame."""
+        if result.index == self.index:
+            return False
+        if self.index is not None and result.index < self.index:
+            self.trails = TrailBook(self.trails.max_len)
+        self.trails.update(result)
+        self.index = result.index
+        return True
 
     def draw(self, frame: np.ndarray, result: FrameResult, targets: list[Target] | None = None,
              camera: Camera | None = None) -> np.ndarray:
@@ -194,8 +260,9 @@ class Renderer:
         o = self.options
         canvas = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         camera = camera or Camera.from_fov(canvas.shape[1], canvas.shape[0])
-        self.trails.update(result)
-        overlay = self._next_overlay() if o.overlay in ("image", "video") else None
+        overlay = self._overlay(self._advance(result))
+        if o.heatmap and result.response is not None:
+            draw_heatmap(canvas, result.response, o.heatmap_alpha)
         for i, t in enumerate(result.targets):
             size = targets[i].size if targets else None
             if t.state == TRACKING and t.homography is not None and size is not None:
@@ -215,6 +282,5 @@ class Renderer:
             draw_keypoints(canvas, result.keypoints, o.keypoints)
         if o.status:
             text = "  ".join(f"{t.name}: {t.state} ({t.num_inliers} inliers)" for t in result.targets) or "no target"
-            cv2.putText(canvas, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(canvas, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, WHITE, 1, cv2.LINE_AA)
+            draw_status(canvas, text)
         return canvas

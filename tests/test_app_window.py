@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from PyQt6.QtCore import QPoint, QPointF, QSettings, Qt, QTimer  # noqa: E402
+from PyQt6.QtGui import QImage  # noqa: E402
 
 from app.main_window import MainWindow  # noqa: E402
 from app.pipeline import SourceSpec  # noqa: E402
@@ -131,21 +132,34 @@ def test_drag_sets_the_target_and_tracking_starts_within_30_frames(qtbot, make_w
     assert window.output.inliers > 0
 
 
+def displayed(window: MainWindow) -> np.ndarray:
+    """The pixels of the frame the video view shows, (H, W, 3) RGB."""
+    image = window.view.image.convertToFormat(QImage.Format.Format_RGB888)
+    bits = image.constBits()
+    bits.setsize(image.sizeInBytes())
+    rows = np.frombuffer(bits, np.uint8).reshape(image.height(), image.bytesPerLine())
+    return rows[:, : 3 * image.width()].reshape(image.height(), image.width(), 3).copy()
+
+
 def test_each_view_toggles_and_changes_the_picture(qtbot, make_window):
     window = make_window()
     wait_running(qtbot, window)
+    wait_output(qtbot, window, wait_output(qtbot, window, window.output.index).index)  # tracks to draw
     before = pause_on_a_frame(qtbot, window)
     for name, attr in (("matches", "matches"), ("tracks", "tracks"), ("heatmap", "heatmap"),
                        ("inliers", "inliers_only")):
-        shown = window.output.rgb
+        shown = displayed(window)
         window.actions[name].trigger()
         assert getattr(window.view_options, attr) is True
         qtbot.waitUntil(lambda: window.output.view == window.view_options, timeout=5000)
         assert window.output.index == before.index and not window.output.fresh
+        assert np.array_equal(displayed(window), window.output.rgb)
         if name in LAYERS_DRAWN:  # "inliers only" hides outliers' lines (there may be none)
-            assert not np.array_equal(window.output.rgb, shown), name
+            assert not np.array_equal(displayed(window), shown), name
         window.actions[name].trigger()
         assert getattr(window.view_options, attr) is False
+        qtbot.waitUntil(lambda: window.output.view == window.view_options, timeout=5000)
+        assert np.array_equal(displayed(window), shown), f"{name} off: the picture as before"
     modes, pictures = [], []
     for _ in range(3):
         shown = window.output.rgb
@@ -287,8 +301,9 @@ def test_settings_changes_apply_live(qtbot, make_window):
     wait_output(qtbot, window)
     window.panel.num_keypoints.setValue(150)
     qtbot.waitUntil(lambda: window.pipeline.settings.num_keypoints == 150, timeout=5000)
-    out = wait_output(qtbot, window, window.output.index)
-    assert len(out.keypoints) <= 150
+    # an output processed before the change may still be on its way: the new frames after it have 150 at most
+    qtbot.waitUntil(lambda: window.output.fresh and 0 < len(window.output.keypoints) <= 150, timeout=30000)
+    assert window.pipeline.tracker.detector.conf["num_keypoints"] == 150
 
 
 def test_main_without_a_display_says_so():
@@ -296,3 +311,24 @@ def test_main_without_a_display_says_so():
     r = subprocess.run([sys.executable, "main.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "xvfb-run" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_heatmap_shows_the_response_of_the_frame_on_screen(qtbot, make_window):
+    window = make_window()
+    wait_running(qtbot, window)
+    assert not window.pipeline.tracker.conf["keep_response"]
+    paused = pause_on_a_frame(qtbot, window)
+    before = displayed(window)
+    window.actions["heatmap"].trigger()  # paused: the response of the frame on screen is computed for it
+    qtbot.waitUntil(lambda: window.output.view == window.view_options, timeout=10000)
+    assert window.output.index == paused.index
+    response = window.pipeline.last[1].response
+    assert response is not None and response.shape == before.shape[:2]
+    tinted = np.abs(displayed(window).astype(int) - before).max(axis=2) > 20
+    assert 0.01 < tinted.mean() < 0.9
+    assert response[tinted].mean() > 3 * response[~tinted].mean()  # the colour is where Key.Net responds
+    window.actions["pause"].trigger()  # play: every new frame comes with its response
+    qtbot.waitUntil(lambda: window.output.fresh and window.output.index > paused.index + 1, timeout=30000)
+    assert window.pipeline.tracker.conf["keep_response"]
+    window.actions["heatmap"].trigger()
+    qtbot.waitUntil(lambda: not window.pipeline.tracker.conf["keep_response"], timeout=10000)

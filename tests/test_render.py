@@ -1,18 +1,24 @@
-"""Rendering: overlays land on the target's quad, layers draw without touching the input, degenerate = no overlay."""
+"""Rendering: overlays land on the target's quad, layers draw without touching the input, degenerate = no overlay,
+the heatmap colours the response's peak only, redrawing a frame changes nothing, the status line is legible."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from keynet.geometry import Camera, Pose, corners_of, project
-from keynet.render import Renderer, colour_map, warp_overlay
+from keynet.render import Renderer, colour_map, draw_heatmap, draw_status, warp_overlay
 from keynet.tracker import FrameResult, Target, TargetResult
 
 
-def frame_result(target: TargetResult) -> FrameResult:
-    kps = np.array([[100, 100, 1, 0.5], [200, 150, 2, 0.9]], np.float32)
-    return FrameResult(3, 0.1, kps, np.array([0, 1]), np.array([3, 1]), np.full((2, 2), np.nan, np.float32),
+def frame_result(target: TargetResult, index: int = 3, shift: float = 0.0) -> FrameResult:
+    kps = np.array([[100 + shift, 100, 1, 0.5], [200 + shift, 150, 2, 0.9]], np.float32)
+    return FrameResult(index, index / 30, kps, np.array([0, 1]), np.array([3, 1]), np.full((2, 2), np.nan, np.float32),
                        np.full(2, np.inf, np.float32), [target], {}, [])
+
+
+def gaussian_peak(shape: tuple[int, int], centre: tuple[float, float], sigma: float) -> np.ndarray:
+    y, x = np.mgrid[: shape[0], : shape[1]].astype(np.float32)
+    return np.exp(-((x - centre[0]) ** 2 + (y - centre[1]) ** 2) / (2 * sigma**2)).astype(np.float32)
 
 
 def test_overlay_fills_the_quad_only():
@@ -51,3 +57,57 @@ def test_no_overlay_without_a_homography():
 def test_colour_map_ends():
     c = colour_map(np.array([0.0, 1.0]))
     assert c[0, 0] > c[0, 2] and c[1, 2] > c[1, 0]  # low = blue, high = red (BGR)
+
+
+def test_heatmap_colours_the_peak_and_leaves_the_rest():
+    canvas = np.full((240, 320, 3), 100, np.uint8)
+    response = 1.5 + 40 * gaussian_peak((120, 160), (50, 30), 3.0)  # half the canvas's size: resized to it
+    draw_heatmap(canvas, response, alpha=0.8)
+    peak = canvas[60, 100].astype(int)
+    assert peak[2] > peak[0] + 60 and peak[1] < 60  # turbo's top end is (dark) red, BGR
+    far = np.ones(canvas.shape[:2], bool)
+    far[20:100, 60:140] = False
+    assert (canvas[far] == 100).all()
+    flat = np.full((240, 320, 3), 100, np.uint8)
+    draw_heatmap(flat, np.full((240, 320), 3.0, np.float32))
+    assert (flat == 100).all()  # a flat response has nothing to show
+
+
+def test_renderer_draws_the_heatmap_only_when_asked_and_given():
+    frame = np.full((240, 320, 3), 100, np.uint8)
+    t = TargetResult("poster", "searching")
+    result = frame_result(t)
+    result.response = gaussian_peak((240, 320), (160, 120), 4.0)
+    on = Renderer(overlay="none", heatmap=True, status=False, outline=False).draw(frame, result)
+    off = Renderer(overlay="none", status=False, outline=False).draw(frame, result)
+    assert (on[120, 160] != 100).any() and (off == 100).all()
+    result.response = None
+    assert (Renderer(overlay="none", heatmap=True, status=False).draw(frame, result) == 100).all()
+
+
+def test_drawing_the_same_frame_again_advances_nothing():
+    frame = np.full((240, 320, 3), 50, np.uint8)
+    h = np.array([[0.5, 0, 60], [0, 0.5, 40], [0, 0, 1.0]])
+    t = TargetResult("poster", "tracking", h, h, project(h, corners_of(200, 100)))
+    target = Target("poster", np.zeros((100, 200, 3), np.uint8), (200, 100), np.zeros((0, 2), np.float32), None)
+    video = (np.full((10, 10, 3), 10 * (i + 1), np.uint8) for i in range(100))
+    r = Renderer(video, overlay="video", tracks=True, alpha=1.0)
+    first = r.draw(frame, frame_result(t, 3), [target])
+    again = r.draw(frame, frame_result(t, 3), [target])
+    assert np.array_equal(first, again)
+    assert first[65, 110].tolist() == [10] * 3  # the video's first frame, still
+    assert [len(p) for p in r.trails.trails.values()] == [1, 1]
+    nxt = r.draw(frame, frame_result(t, 4, shift=5), [target])
+    assert nxt[65, 110].tolist() == [20] * 3  # one new frame = one step of the video
+    assert [len(p) for p in r.trails.trails.values()] == [2, 2]
+    r.draw(frame, frame_result(t, 0), [target])  # a new source starts at 0: no trail spans the two
+    assert [len(p) for p in r.trails.trails.values()] == [1, 1]
+
+
+def test_status_line_is_white_on_a_dark_box():
+    canvas = np.full((120, 400, 3), 255, np.uint8)
+    draw_status(canvas, "poster: tracking (42 inliers)")
+    box = canvas[6:30, 6:200]
+    assert (box.max(axis=2) <= 40).mean() > 0.6  # mostly the dark box behind the text
+    assert (box.min(axis=2) >= 200).sum() > 50  # white strokes of the text on it
+    assert (canvas[60:] == 255).all()
