@@ -29,7 +29,7 @@ def colour_map(values: np.ndarray) -> np.ndarray:
     return cv2.applyColorMap((norm * 255).astype(np.uint8)[:, None], cv2.COLORMAP_TURBO)[:, 0]
 
 
-def draw_heatmap(canvas: np.ndarray, response: np.ndarray, alpha: float = 0.7, percentile: float = 99.5) -> None:
+def draw_heatmap(canvas: np.ndarray, response: np.ndarray, alpha: float = 0.85, percentile: float = 99.0) -> None:
     """Blend a detector ``response`` ((h, w) float, resized to the canvas) over ``canvas`` as a turbo heatmap.
 
     Responses are scaled from their median (the flat background: transparent) to their ``percentile`` (so a few
@@ -46,10 +46,13 @@ def draw_heatmap(canvas: np.ndarray, response: np.ndarray, alpha: float = 0.7, p
         return
     if r.shape != canvas.shape[:2]:
         r = cv2.resize(r, (canvas.shape[1], canvas.shape[0]), interpolation=cv2.INTER_LINEAR)
-    norm = np.clip((r - lo) * (1.0 / (hi - lo)), 0.0, 1.0)
-    colours = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_TURBO)
-    weight = cv2.sqrt(norm) * alpha  # weak responses stay visible
-    canvas[:] = cv2.blendLinear(canvas, colours, 1.0 - weight, weight)
+    scale = 255.0 / (hi - lo)
+    level = cv2.convertScaleAbs(cv2.max(r, lo), alpha=scale, beta=-lo * scale)  # 0 at lo, 255 from hi up
+    colours = cv2.applyColorMap(level, cv2.COLORMAP_TURBO)
+    opacity = np.round(255 * alpha * np.sqrt(np.arange(256) / 255)).astype(np.uint8)  # weak responses stay visible
+    weight = cv2.cvtColor(cv2.LUT(level, opacity), cv2.COLOR_GRAY2BGR)
+    canvas[:] = cv2.add(cv2.multiply(canvas, cv2.bitwise_not(weight), scale=1 / 255),
+                        cv2.multiply(colours, weight, scale=1 / 255))
 
 
 def draw_status(canvas: np.ndarray, text: str, origin: tuple[int, int] = (6, 6), scale: float = 0.5) -> None:
@@ -195,7 +198,7 @@ class RenderOptions:
     status: bool = True
     heatmap: bool = False
     alpha: float = 0.8
-    heatmap_alpha: float = 0.7
+    heatmap_alpha: float = 0.85
 
 
 class Renderer:
