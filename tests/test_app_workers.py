@@ -1,7 +1,11 @@
-"""The app's threads: latest-frame-wins hand-off, pause and step, failures reported, clean shutdown."""
+"""The app's threads: latest-frame-wins hand-off, pause and step, failures reported, clean shutdown, torch's
+thread count and OpenMP wait policy."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -11,6 +15,8 @@ import pytest
 pytest.importorskip("PyQt6")
 
 from app.workers import CaptureThread, Frame, LatestFrame, ProcessingThread, WorkerSignals  # noqa: E402
+
+from .conftest import REPO  # noqa: E402
 
 
 class ListSource:
@@ -133,3 +139,30 @@ def test_processing_errors_are_reported_and_the_thread_goes_on(qtbot):
     processing.stop()
     processing.join(2)
     assert not processing.is_alive()
+
+
+def test_torch_gets_every_core_only_while_openmp_threads_sleep(monkeypatch):
+    import torch
+
+    from app import app_threads
+
+    cores, before = os.cpu_count() or 1, torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+        assert app_threads() == cores == torch.get_num_threads()
+        monkeypatch.delenv("OMP_WAIT_POLICY")
+        assert app_threads() == max(1, cores - 1) == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_main_sets_the_openmp_wait_policy_before_torch_loads():
+    code = ("import sys; assert 'torch' not in sys.modules; import main, os; assert 'torch' in sys.modules; "
+            "print(os.environ['OMP_WAIT_POLICY'])")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "PASSIVE"
+    kept = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                          capture_output=True, text=True, timeout=120)
+    assert kept.stdout.strip() == "ACTIVE"  # the user's own choice stays
