@@ -34,7 +34,7 @@ class AppSettings:
     weights_file: str = ""
     device: str = "auto"
     num_keypoints: int = 500
-    nms_size: int = 15
+    nms_size: int = 9
     descriptor: str = ""
     ratio: float = 0.9
     ransac_px: float = 3.0

@@ -170,7 +170,8 @@ def local_maxima(
 
 
 def subpixel_peaks(response: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
-    """Sub-pixel positions of maxima: the vertex of a parabola through each peak and its two neighbours, per axis.
+    """Sub-pixel positions of maxima: the vertex of a parabola through each peak and its two neighbours, per axis
+    (no shift along an axis where a neighbour lies outside the map).
 
     Args:
         response: (H, W) map; xy: (N, 2) long integer maxima of it.
@@ -182,11 +183,11 @@ def subpixel_peaks(response: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
     x, y = xy[:, 0], xy[:, 1]
     centre = response[y, x]
     offsets = []
-    for lo, hi in (((y, (x - 1).clamp(min=0)), (y, (x + 1).clamp(max=w - 1))),
-                   (((y - 1).clamp(min=0), x), ((y + 1).clamp(max=h - 1), x))):
+    for lo, hi, inside in (((y, (x - 1).clamp(min=0)), (y, (x + 1).clamp(max=w - 1)), (x > 0) & (x < w - 1)),
+                           (((y - 1).clamp(min=0), x), ((y + 1).clamp(max=h - 1), x), (y > 0) & (y < h - 1))):
         before, after = response[lo], response[hi]
         curvature = before + after - 2 * centre
-        step = torch.where(curvature < 0, 0.5 * (before - after) / curvature.clamp(max=-1e-12), 0.0)
+        step = torch.where(inside & (curvature < 0), 0.5 * (before - after) / curvature.clamp(max=-1e-12), 0.0)
         offsets.append(step.clamp(-0.5, 0.5))
     return xy.float() + torch.stack(offsets, 1)
 

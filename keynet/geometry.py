@@ -49,6 +49,40 @@ def estimate_homography(src: np.ndarray, dst: np.ndarray, threshold: float = 3.0
     return h / h[2, 2] if abs(h[2, 2]) > 1e-12 else h, inliers
 
 
+def align_homography(target: np.ndarray, frame: np.ndarray, h: np.ndarray, points: np.ndarray, window: int = 21,
+                     max_shift: float = 2.0) -> np.ndarray:
+    """Refine ``h`` (target -> frame) photometrically: the target warped by ``h`` is aligned to the frame around
+    ``points`` by pyramidal Lucas-Kanade, and the homography is fitted again to the aligned positions.
+
+    Keypoint positions carry the detector's localisation noise; the aligned positions do not, so the corners
+    settle to a fraction of a pixel. Points that move by more than ``max_shift`` px or fail to converge are
+    dropped; with fewer than ``MIN_MATCHES`` left, ``h`` is returned unchanged.
+
+    Args:
+        target: (h, w) uint8 grey target image; frame: (H, W) uint8 grey frame; h: 3x3 homography.
+        points: (N, 2) target points to align at (textured places: the inlier keypoints).
+
+    Returns:
+        3x3 float64 homography.
+    """
+    if len(points) < MIN_MATCHES:
+        return h
+    warped = cv2.warpPerspective(target, h, (frame.shape[1], frame.shape[0]), flags=cv2.INTER_LINEAR)
+    predicted = project(h, points).astype(np.float32).reshape(-1, 1, 2)
+    aligned, status, _ = cv2.calcOpticalFlowPyrLK(
+        warped, frame, predicted, predicted.copy(), winSize=(window, window), maxLevel=1,
+        flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
+        criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 0.01))
+    shift = np.linalg.norm(aligned - predicted, axis=2).ravel()
+    ok = status.ravel().astype(bool) & (shift < max_shift)
+    if ok.sum() < MIN_MATCHES:
+        return h
+    refined, _ = cv2.findHomography(np.float32(points[ok]), aligned[ok], 0)
+    if refined is None or not np.isfinite(refined).all() or abs(refined[2, 2]) < 1e-12:
+        return h
+    return refined / refined[2, 2]
+
+
 def implausible(h: np.ndarray | None, corners: np.ndarray, min_area: float = 100.0,
                 max_area_ratio: float = 50.0) -> str:
     """Why ``h`` cannot be a view of a planar target with ``corners`` (4, 2), or "" when it can.

@@ -23,7 +23,7 @@ from .geometry import Camera
 from .image import read_image
 from .render import Renderer
 from .sources import FrameSource, as_bgr, open_source
-from .tracker import PlanarTracker, tracking_detector
+from .tracker import TRACKING_DETECTOR_CONF, PlanarTracker, tracking_detector
 from .weights import load_model
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -156,8 +156,10 @@ def add_track_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", help="Key.Net weights file (default: shipped)")
     p.add_argument("--tiny", dest="architecture", action="store_const", const="tiny_keynet", default="keynet",
                    help="Tiny-Key.Net instead of Key.Net")
-    p.add_argument("--num", type=int, default=500, help="keypoints per frame (default 500)")
-    p.add_argument("--nms", type=int, default=15, help="NMS window size (default 15)")
+    p.add_argument("--num", type=int, default=TRACKING_DETECTOR_CONF["num_keypoints"],
+                   help=f"keypoints per frame (default {TRACKING_DETECTOR_CONF['num_keypoints']})")
+    p.add_argument("--nms", type=int, default=TRACKING_DETECTOR_CONF["nms_size"],
+                   help=f"NMS window size (default {TRACKING_DETECTOR_CONF['nms_size']})")
     p.add_argument("--multi-scale", action="store_true", help="detect on a pyramid (slower)")
     p.add_argument("--descriptor", default="orb", choices=DESCRIPTORS, help="descriptor (default orb)")
     p.add_argument("--descriptor-weights", help="HardNet weights file for --descriptor hardnet")

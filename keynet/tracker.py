@@ -20,16 +20,27 @@ import torch
 
 from .describe import Describer, Descriptors
 from .detect import KeyNetDetector, Keypoints
-from .geometry import Camera, Pose, corners_of, estimate_homography, implausible, pose_from_homography, project
+from .geometry import (
+    Camera,
+    Pose,
+    align_homography,
+    corners_of,
+    estimate_homography,
+    implausible,
+    pose_from_homography,
+    project,
+)
 from .match import TrackBook, distance_matrix, guide, mutual_nn_ratio
 from .timing import StageTimer
 
 SEARCHING, TRACKING, LOST = "searching", "tracking", "lost"
-TRACKING_DETECTOR_CONF: dict[str, Any] = {"mode": "fast", "multi_scale": False, "subpixel": True}
+TRACKING_DETECTOR_CONF: dict[str, Any] = {
+    "mode": "fast", "multi_scale": False, "subpixel": True, "nms_size": 9, "num_keypoints": 500}
 
 
 def tracking_detector(model: torch.nn.Module, **conf: Any) -> KeyNetDetector:
-    """The detector real-time tracking uses: fast mode, one scale, sub-pixel maxima; ``conf`` overrides."""
+    """The detector real-time tracking uses: fast mode, one scale, sub-pixel maxima, 500 keypoints with a 9 px NMS
+    (dense enough for the photometric alignment); ``conf`` overrides."""
     return KeyNetDetector(model, **{**TRACKING_DETECTOR_CONF, **conf})
 
 
@@ -92,6 +103,10 @@ class Target:
     xy: np.ndarray
     descriptors: Descriptors
     quality: TargetQuality | None = None
+    grey: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.grey = self.image if self.image.ndim == 2 else cv2.cvtColor(self.image, cv2.COLOR_BGR2GRAY)
 
     @property
     def corners(self) -> np.ndarray:
@@ -194,6 +209,7 @@ class PlanarTracker:
         "target_scales": (1.0, 0.7071, 0.5),  # the target is described at these scales
         "smoothing": {"min_cutoff": 2.0, "beta": 0.2, "d_cutoff": 1.0},  # One-Euro filter of the corners
         "fov_deg": 60.0,  # default camera when no calibration is given
+        "align": True,  # refine each homography by aligning the warped target to the frame (align_homography)
         "keep_response": False,  # return each frame's Key.Net response in ``FrameResult.response`` (heatmap views)
     }
 
@@ -317,7 +333,11 @@ class PlanarTracker:
         timer = StageTimer()
         stamp = float(index) / 30 if timestamp is None else float(timestamp)
         with timer("detect"):
-            found, response = self.detector.detect_with_response(frame)
+            if self.conf["keep_response"]:
+                found, response = self.detector.detect_with_response(frame)
+                heatmap = response[0, 0].cpu().numpy()
+            else:
+                found, heatmap = self.detector.detect(frame), None
             kps: Keypoints = found[0]
             arr = kps.numpy()
         with timer("describe"):
@@ -334,16 +354,16 @@ class PlanarTracker:
         events: list[str] = []
         results = []
         camera = self.camera or Camera.from_fov(frame.shape[1], frame.shape[0], self.conf["fov_deg"])
+        grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         for track in self.tracks:
             before = track.state
-            result = self._track_target(track, desc, xy, timer, camera, stamp, match_distances)
+            result = self._track_target(track, desc, xy, timer, camera, stamp, match_distances, grey)
             results.append(result)
             track.state = result.state
             if before != TRACKING and result.state == TRACKING:
                 events.append(f"found {track.target.name}")
             elif before == TRACKING and result.state == LOST:
                 events.append(f"lost {track.target.name}")
-        heatmap = response[0, 0].cpu().numpy() if self.conf["keep_response"] else None
         return FrameResult(index, stamp, arr, track_ids, track_lengths, track_prev, match_distances, results,
                            timer.ms, events, heatmap)
 
@@ -355,7 +375,7 @@ class PlanarTracker:
         return mutual_nn_ratio(dist, self.conf["ratio"])
 
     def _track_target(self, track: _TargetTrack, desc: Descriptors, xy: np.ndarray, timer: StageTimer,
-                      camera: Camera, stamp: float, match_distances: np.ndarray) -> TargetResult:
+                      camera: Camera, stamp: float, match_distances: np.ndarray, grey: np.ndarray) -> TargetResult:
         target = track.target
         h = None
         inliers = np.zeros(0, bool)
@@ -384,6 +404,10 @@ class PlanarTracker:
                 return self._result(track, track.last_h, None, camera, stamp, frame_matches, inliers, rejected)
             return TargetResult(target.name, state, matches=frame_matches, inliers=inliers, rejected=rejected)
         match_distances[desc.index[m[:, 1]]] = dists
+        if self.conf["align"]:
+            with timer("align"):
+                aligned = align_homography(target.grey, grey, h, target.xy[m[inliers, 0]])
+                h = h if implausible(aligned, target.corners) else aligned
         track.misses = 0
         track.last_h = h
         track.state = TRACKING

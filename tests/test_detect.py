@@ -10,7 +10,7 @@ import pytest
 import torch
 from kornia.feature import KeyNetDetector as KorniaKeyNetDetector
 
-from keynet.detect import KeyNetDetector, level_budgets, local_maxima, window_max
+from keynet.detect import KeyNetDetector, level_budgets, local_maxima, subpixel_peaks, window_max
 from keynet.image import to_grey_tensor
 from keynet.weights import load_checkpoint, load_model
 
@@ -28,6 +28,28 @@ def peaks(shape, points):
 def test_a_single_peak_gives_one_keypoint_at_its_pixel():
     xy, score = local_maxima(peaks((60, 80), [(40, 25, 3.0)]), nms_size=15, border=15, threshold=0.0)[0]
     assert xy.tolist() == [[40, 25]] and score.tolist() == [3.0]
+
+
+def test_subpixel_peaks_recover_the_vertex_of_a_sampled_paraboloid():
+    ys, xs = torch.meshgrid(torch.arange(40.0), torch.arange(50.0), indexing="ij")
+    truth = [(20.3, 11.8), (7.55, 30.45)]
+    r = torch.full((40, 50), -1e6)
+    for x0, y0 in truth:  # each peak a paraboloid (a parabola per axis: the fit is exact) in its own 9x9 box
+        box = (xs - round(x0)).abs().le(4) & (ys - round(y0)).abs().le(4)
+        r = torch.where(box, 100 - (xs - x0) ** 2 - 0.5 * (ys - y0) ** 2, r)
+    xy, _ = local_maxima(r[None, None], 5, 0, 0.0)[0]
+    refined = subpixel_peaks(r, xy)
+    expected = torch.tensor(sorted(truth, key=lambda p: p[0]))
+    assert torch.allclose(refined[refined[:, 0].argsort()], expected, atol=1e-4)
+
+
+def test_subpixel_offsets_stay_within_half_a_pixel_and_at_the_border():
+    r = torch.zeros(5, 5)
+    r[0, 4], r[0, 3] = 1.0, 0.99  # a corner peak with a near-equal neighbour: no neighbour beyond the border
+    refined = subpixel_peaks(r, torch.tensor([[4, 0]]))
+    assert refined.tolist() == [[4.0, 0.0]]
+    r[2, 2], r[2, 1], r[2, 3] = 1.0, 1.0 - 1e-7, 0.0  # a flat-topped peak: the shift is capped at half a pixel
+    assert 1.5 <= subpixel_peaks(r, torch.tensor([[2, 2]]))[0, 0] < 2
 
 
 def test_a_weaker_peak_inside_the_window_is_suppressed_and_one_outside_is_kept():

@@ -6,7 +6,15 @@ import cv2
 import numpy as np
 import pytest
 
-from keynet.geometry import Camera, corners_of, estimate_homography, implausible, pose_from_homography, project
+from keynet.geometry import (
+    Camera,
+    align_homography,
+    corners_of,
+    estimate_homography,
+    implausible,
+    pose_from_homography,
+    project,
+)
 
 
 def test_homography_recovered_with_outliers():
@@ -19,6 +27,28 @@ def test_homography_recovered_with_outliers():
     assert inliers[60:].mean() > 0.95 and inliers[:60].mean() < 0.1
     c = corners_of(400, 300)
     assert np.abs(project(h, c) - project(h_true, c)).max() < 1.0
+
+
+def test_alignment_brings_a_perturbed_homography_to_the_true_one():
+    rng = np.random.default_rng(1)
+    target = cv2.GaussianBlur(rng.uniform(0, 255, (240, 320)).astype(np.float32), (0, 0), 2.0)
+    target = cv2.normalize(target, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    h_true = np.array([[1.1, 0.15, 120], [-0.1, 0.95, 90], [2e-4, -1e-4, 1]])
+    frame = cv2.warpPerspective(target, h_true, (640, 480), flags=cv2.INTER_CUBIC)
+    c = corners_of(320, 240)
+    h_start = cv2.getPerspectiveTransform(c, (project(h_true, c) + rng.uniform(-1.5, 1.5, (4, 2))).astype(np.float32))
+    points = rng.uniform([20, 20], [300, 220], (150, 2))
+    aligned = align_homography(target, frame, h_start, points)
+    before = np.linalg.norm(project(h_start, c) - project(h_true, c), axis=1).max()
+    after = np.linalg.norm(project(aligned, c) - project(h_true, c), axis=1).max()
+    assert before > 1.0 and after < 0.15
+
+
+def test_alignment_keeps_the_homography_on_a_textureless_target():
+    target = np.full((100, 100), 128, np.uint8)
+    h = np.array([[1.0, 0, 10], [0, 1.0, 5], [0, 0, 1]])
+    frame = cv2.warpPerspective(target, h, (200, 200))
+    assert np.allclose(align_homography(target, frame, h, np.random.default_rng(0).uniform(10, 90, (30, 2))), h)
 
 
 def test_too_few_matches_gives_none():

@@ -60,6 +60,21 @@ def test_a_run_writes_checkpoints_log_curves_and_weights_with_a_model_card(photo
     assert type(load_model(out / "tiny_keynet.pt")).__name__ == "TinyKeyNet"
 
 
+def test_export_writes_the_best_weights_of_a_stopped_run(photos, tmp_path):
+    out = tmp_path / "run"
+    assert run(train_cmd(photos, out, "--epochs", "1", "--tiny")).returncode == 0
+    (out / "tiny_keynet.pt").unlink()
+    result = run(train_cmd(photos, out, "--tiny", "--export"))
+    assert result.returncode == 0, result.stderr
+    card = read_model_card(out / "tiny_keynet.pt")
+    assert card["epochs"] == 1 and "--export" not in card["command"] and "--tiny" in card["command"]
+    best = torch.load(out / "best.pt", weights_only=True)["model"]
+    exported = load_model(out / "tiny_keynet.pt").state_dict()
+    assert all(torch.equal(best[k], exported[k]) for k in exported)
+    missing = run(train_cmd(photos, tmp_path / "empty", "--export"))
+    assert missing.returncode == 2 and "holds no checkpoint" in missing.stderr
+
+
 def test_bad_input_is_refused_with_clear_messages(photos, tmp_path):
     (tmp_path / "empty").mkdir()
     result = run(train_cmd(tmp_path / "empty", tmp_path / "a"))

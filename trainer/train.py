@@ -242,7 +242,9 @@ class Trainer:
     def _state(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "best": self.best,
-                "history": self.history, "conf": self.conf, "torch_rng": torch.get_rng_state()}
+                "history": self.history, "conf": self.conf, "torch_rng": torch.get_rng_state(),
+                "images": self.images, "command": self.command,
+                "machine": machine_description(self.device, self.world)}
 
     def _restore(self, state: dict[str, Any]) -> None:
         changed = [k for k in RUN_DEFINING if state["conf"].get(k) != self.conf[k]]
@@ -342,28 +344,44 @@ class Trainer:
 
     def export(self) -> Path:
         """Write the best checkpoint's model to our weights format, with its model card."""
-        arch = "tiny_keynet" if self.conf["tiny"] else "keynet"
-        path = self.out / f"{arch}.pt"
         if self.rank != 0:
-            return path
-        best = self.out / "best.pt"
-        state = torch.load(best if best.is_file() else self.out / "last.pt", map_location="cpu", weights_only=True)
-        model = build_model(arch)
-        model.load_state_dict(state["model"])
-        best_row = max((r for r in self.history if r["epoch"]), key=lambda r: r["val_repeatability"], default={})
-        card = {
-            "data": ", ".join(self.images),
-            "epochs": int(self.epoch),
-            "best_epoch": int(best_row.get("epoch", 0)),
-            "validation_repeatability": float(best_row.get("val_repeatability", 0.0)),
-            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-            "command": self.command,
-            "machine": machine_description(self.device, self.world),
-            "training_seconds": round(sum(float(r["seconds"]) for r in self.history), 1),
-            "config": {k: v for k, v in self.conf.items() if k not in ("workers", "threads")},
-        }
-        save_weights(model.eval(), path, card)
-        return path
+            return self.out / f"{'tiny_keynet' if self.conf['tiny'] else 'keynet'}.pt"
+        return export_run(self.out)
+
+
+def export_run(out: str | Path, images: list[str] | None = None, command: str = "", machine: str = "") -> Path:
+    """Write the best checkpoint of the run in ``out`` (finished, interrupted or still going) to
+    ``out/<architecture>.pt`` in our weights format, with its model card.
+
+    Args:
+        images, command, machine: the training folders, command line and machine for the model card, when the
+            checkpoint does not record them.
+    """
+    out = Path(out)
+    best, last = out / "best.pt", out / "last.pt"
+    if not (best.is_file() or last.is_file()):
+        raise FileNotFoundError(f"{out} holds no checkpoint (best.pt or last.pt) to export")
+    history = torch.load(last if last.is_file() else best, map_location="cpu", weights_only=True)["history"]
+    state = torch.load(best if best.is_file() else last, map_location="cpu", weights_only=True)
+    conf = state["conf"]
+    arch = "tiny_keynet" if conf["tiny"] else "keynet"
+    model = build_model(arch)
+    model.load_state_dict(state["model"])
+    best_row = max((r for r in history if r["epoch"]), key=lambda r: r["val_repeatability"], default={})
+    card = {
+        "data": ", ".join(state.get("images", images or [])),
+        "epochs": int(history[-1]["epoch"]) if history else 0,
+        "best_epoch": int(best_row.get("epoch", 0)),
+        "validation_repeatability": float(best_row.get("val_repeatability", 0.0)),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "command": state.get("command", command),
+        "machine": state.get("machine", machine),
+        "training_seconds": round(sum(float(r["seconds"]) for r in history), 1),
+        "config": {k: v for k, v in conf.items() if k not in ("workers", "threads")},
+    }
+    path = out / f"{arch}.pt"
+    save_weights(model.eval(), path, card)
+    return path
 
 
 def resolve_device(device: str, world: int = 1) -> torch.device:
@@ -440,7 +458,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the network (the loss stays fp32)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
     parser.add_argument("--overwrite", action="store_true", help="start afresh in an existing --out")
+    parser.add_argument("--export", action="store_true",
+                        help="only write the weights of the best checkpoint in --out (a run that stopped or still runs)")
     args = parser.parse_args(argv)
+    command = "python -m trainer " + shlex.join(sys.argv[1:] if argv is None else argv)
+    if args.export:
+        try:
+            path = export_run(args.out, args.images, command.replace(" --export", ""),
+                              machine_description(resolve_device(args.device)))  # for runs that do not record them
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"weights written to {path}")
+        return 0
     keep_freed_memory()  # the same large activations every step: no page faults on fresh memory each time
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
@@ -450,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         dist.init_process_group("nccl" if use_cuda else "gloo")
     try:
         trainer = Trainer(args.images, args.out, args.device, args.resume, args.overwrite,
-                          command="python -m trainer " + shlex.join(sys.argv[1:] if argv is None else argv),
+                          command=command,
                           epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                           lr_decay_epochs=args.lr_decay_epochs, weight_decay=args.weight_decay,
                           train_pairs=args.train_pairs, val_pairs=args.val_pairs, crop=args.crop, seed=args.seed,
