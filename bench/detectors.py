@@ -60,7 +60,7 @@ from keynet.metrics import (
     repeatability,
     select_in_mask,
 )
-from keynet.weights import default_weights, load_checkpoint, load_model
+from keynet.weights import default_weights, load_checkpoint, load_model, weights_digest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -173,10 +173,18 @@ def random_detector(seed: int = 0) -> Detector:
     return detect
 
 
+OURS = (("keynet", "Key.Net"), ("tiny_keynet", "Tiny-Key.Net"))
+
+
+def our_weights_digests() -> dict[str, str]:
+    """``weights_digest`` of each of our shipped weights files, by architecture: which weights a result is of."""
+    return {arch: weights_digest(load_model(path)) for arch, _ in OURS if (path := default_weights(arch))}
+
+
 def build_detectors(mode: str = "exact") -> dict[str, Detector]:
     """Every detector of the benchmark that can run here (ours only when their weights exist)."""
     detectors: dict[str, Detector] = {}
-    for arch, label in (("keynet", "Key.Net"), ("tiny_keynet", "Tiny-Key.Net")):
+    for arch, label in OURS:
         path = default_weights(arch)
         if path is not None:
             model = load_model(path)
@@ -609,6 +617,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         result["settings"]["mode"] = args.mode
+        result["settings"]["weights_digests"] = our_weights_digests()
         atomic_write_json(result, RESULTS / f"detectors-{folder.name}.json")
         print(write_report(folder.name, result))
         results[folder.name] = result

@@ -14,6 +14,7 @@ Every failure raises ``WeightsError`` (a ``ValueError``) naming the file and wha
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,16 @@ def save_weights(model: KeyNet, path: str | Path, model_card: dict[str, Any]) ->
         "model_card": dict(model_card),
     }
     atomic_torch_save(ckpt, path)
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of a model's state dict (names, dtypes, shapes and values): which weights produced a result."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        digest.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def default_weights(architecture: str = "keynet") -> Path | None:
