@@ -150,13 +150,12 @@ def test_detect_cli_reports_a_corrupt_image(tmp_path):
     assert result.returncode == 2 and "bad.png is not a readable image" in result.stderr
 
 
-def test_detect_cli_without_weights_says_to_pass_them(test_image):
-    from keynet.weights import default_weights
+def test_without_weights_or_shipped_ones_the_error_says_to_pass_them(monkeypatch):
+    import keynet.cli
 
-    if default_weights("keynet") is not None:
-        pytest.skip("this checkout ships its own weights, so --weights is optional")
-    result = run_cli("detect", str(test_image), "--out", "unused.png")
-    assert result.returncode == 2 and "--weights" in result.stderr and "no shipped weights" in result.stderr
+    monkeypatch.setattr(keynet.cli, "default_weights", lambda architecture="keynet": None)
+    with pytest.raises(FileNotFoundError, match="pass --weights FILE"):
+        keynet.cli.resolve_weights(None, "tiny_keynet")
 
 
 def test_detect_cli_prints_json_and_draws(test_image, authors_weights, tmp_path):
