@@ -33,6 +33,7 @@ from keynet.describe import Describer
 from keynet.detect import Keypoints
 from keynet.files import atomic_write_json, atomic_write_text
 from keynet.geometry import project
+from keynet.inference import keep_freed_memory
 from keynet.model import build_model
 from keynet.sources import open_source
 from keynet.tracker import TRACKING, PlanarTracker, tracking_detector
@@ -192,6 +193,7 @@ def main() -> None:
     parser.add_argument("--real-frames", type=int, default=120)
     parser.add_argument("--tag", default="cpu")
     args = parser.parse_args()
+    keep_freed_memory()  # as the app and the CLI: no page faults on fresh memory every frame, for every pipeline
     sequences: list[tuple[str, Path, np.ndarray | tuple[int, int, int, int] | None, np.ndarray | None]] = []
     demo = demo_sequence()
     sequences.append(("demo", demo.frames, cv2.imread(str(demo.target)), demo.homographies))

@@ -3,6 +3,11 @@
 ``Describer(descriptor=...)`` with ``"orb"``, ``"brisk"``, ``"sift"`` (OpenCV, computed on our keypoints, CPU),
 ``"patch_sift"`` (kornia's SIFTDescriptor on patches cut at each keypoint's scale, on the detector's device) or
 ``"hardnet"`` (kornia's HardNet architecture with a user-supplied weights file).
+
+Key.Net keypoints have no orientation, so by default (``oriented=True``) each one gets ORB's: the direction of the
+intensity centroid of the disc around it (Rosin 1999; ``intensity_centroid_angles``), and every descriptor is
+computed in that frame, which makes matching invariant to in-plane rotation (a target turned in the camera's view).
+``oriented=False`` describes upright patches (a little more distinctive when nothing rotates).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import torch
 
 from .detect import Keypoints
 from .image import to_grey_tensor
+
+ORIENTATION_RADIUS = 15  # px: ORB's disc (half its 31-pixel patch)
 
 # BRISK left OpenCV's main modules in 5.0 (it is in opencv-contrib); it is offered where the build has it
 DESCRIPTORS = tuple(d for d in ("orb", "brisk", "sift", "patch_sift", "hardnet")
@@ -50,6 +57,35 @@ def _opencv_extractor(name: str) -> Any:
     return cv2.SIFT_create()
 
 
+def disc_offsets(radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """(P,) x and y offsets of the pixels within ``radius`` of a centre pixel."""
+    v, u = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    inside = u * u + v * v <= radius * radius + radius  # the rounded disc OpenCV's ORB uses (umax table)
+    return u[inside].astype(np.float32), v[inside].astype(np.float32)
+
+
+def intensity_centroid_angles(grey: np.ndarray, xy: np.ndarray, radius: int = ORIENTATION_RADIUS) -> np.ndarray:
+    """ORB's orientation of each point: the angle of the vector from it to the intensity centroid of its disc.
+
+    Args:
+        grey: (H, W) uint8 image; xy: (N, 2) pixel coordinates (rounded to the nearest pixel; the image is
+            mirrored beyond its border).
+
+    Returns:
+        (N,) float32 angles in degrees in [0, 360), measured from +x towards +y (image coordinates, y down), as
+        ``cv2.KeyPoint.angle``.
+    """
+    if len(xy) == 0:
+        return np.zeros(0, np.float32)
+    u, v = disc_offsets(radius)
+    padded = cv2.copyMakeBorder(grey, radius, radius, radius, radius, cv2.BORDER_REFLECT_101)
+    h, w = grey.shape
+    x = np.clip(np.rint(xy[:, 0]).astype(np.int64), 0, w - 1) + radius
+    y = np.clip(np.rint(xy[:, 1]).astype(np.int64), 0, h - 1) + radius
+    values = padded[y[:, None] + v.astype(np.int64), x[:, None] + u.astype(np.int64)].astype(np.float32)
+    return (np.degrees(np.arctan2(values @ v, values @ u)) % 360).astype(np.float32)
+
+
 def load_hardnet(path: str | Path, device: torch.device) -> torch.nn.Module:
     """kornia's HardNet with the state dict in ``path`` (loaded with ``weights_only=True``)."""
     from kornia.feature import HardNet
@@ -75,10 +111,12 @@ class Describer:
 
     Args:
         **conf: overrides of ``default_conf``: ``descriptor`` (one of ``DESCRIPTORS``), ``weights`` (HardNet file),
-            ``device`` (``auto``, ``cpu``, ``cuda``; the kornia descriptors run there), ``patch_size`` (pixels).
+            ``device`` (``auto``, ``cpu``, ``cuda``; the kornia descriptors run there), ``patch_size`` (pixels),
+            ``oriented`` (describe each point in its intensity-centroid orientation; False: upright).
     """
 
-    default_conf: dict[str, Any] = {"descriptor": "orb", "weights": None, "device": "cpu", "patch_size": 32}
+    default_conf: dict[str, Any] = {"descriptor": "orb", "weights": None, "device": "cpu", "patch_size": 32,
+                                    "oriented": True}
 
     def __init__(self, **conf: Any) -> None:
         unknown = set(conf) - set(self.default_conf)
@@ -116,11 +154,18 @@ class Describer:
             return self._opencv(image, kps)
         return self._patches(image, kps)
 
+    def angles(self, grey: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        """(N,) degrees: each point's intensity-centroid orientation, or zeros when not ``oriented``."""
+        if not self.conf["oriented"]:
+            return np.zeros(len(xy), np.float32)
+        return intensity_centroid_angles(grey, xy)
+
     def _opencv(self, image: np.ndarray, kps: Keypoints) -> Descriptors:
         grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         arr = kps.numpy()
-        cv_kps = [cv2.KeyPoint(float(x), float(y), float(kps.size_multiplier * s), 0.0, float(r), 0, i)
-                  for i, (x, y, s, r) in enumerate(arr)]
+        angles = self.angles(grey, arr[:, :2])
+        cv_kps = [cv2.KeyPoint(float(x), float(y), float(kps.size_multiplier * s), float(a), float(r), 0, i)
+                  for i, ((x, y, s, r), a) in enumerate(zip(arr, angles))]
         kept, desc = self.extractor.compute(grey, cv_kps)
         index = np.array([k.class_id for k in kept], np.int64) if kept else np.zeros(0, np.int64)
         if desc is None:
@@ -135,7 +180,9 @@ class Describer:
         from kornia.feature import extract_patches_from_pyramid
 
         x = to_grey_tensor(image, self.device)
-        lafs = kps.to(self.device).to_laf()
+        grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        angles = torch.from_numpy(self.angles(grey, kps.numpy()[:, :2]))
+        lafs = kps.to(self.device).to_laf(angles.to(self.device))
         patches = extract_patches_from_pyramid(x, lafs, self.conf["patch_size"])[0]
         desc = torch.nn.functional.normalize(self.net(patches), dim=1)
         return Descriptors(np.arange(len(kps)), desc, False)

@@ -78,12 +78,15 @@ class Keypoints:
             for x, y, s, r in arr
         ]
 
-    def to_laf(self) -> torch.Tensor:
-        """kornia local affine frames, (1, N, 2, 3): upright, isotropic, with kornia's scale = region diameter."""
+    def to_laf(self, angles: torch.Tensor | None = None) -> torch.Tensor:
+        """kornia local affine frames, (1, N, 2, 3): isotropic, with kornia's scale = region diameter; upright, or
+        turned by ``angles`` ((N,) degrees from +x towards +y, as ``cv2.KeyPoint.angle``)."""
         from kornia.feature import laf_from_center_scale_ori
 
         s = self.sizes.view(1, -1, 1, 1)
-        return laf_from_center_scale_ori(self.xy[None], s, torch.zeros_like(s[..., 0]))
+        # kornia's orientation turns the other way round from OpenCV's angle (checked by matching across a turn)
+        ori = torch.zeros_like(s[..., 0]) if angles is None else -angles.float().view(1, -1, 1)
+        return laf_from_center_scale_ori(self.xy[None], s, ori)
 
 
 def empty_keypoints(device: torch.device | str = "cpu", size_multiplier: float = 22.0) -> Keypoints:

@@ -206,7 +206,7 @@ class PlanarTracker:
         "lost_after": 3,  # misses in a row before ``tracking`` becomes ``lost``
         "min_target_keypoints": 30,  # fewer keypoints on a target = refused
         "target_keypoints": 1000,  # keypoints per target pyramid level
-        "target_scales": (1.0, 0.7071, 0.5),  # the target is described at these scales
+        "target_scales": (1.4142, 1.0, 0.7071, 0.5),  # the target is described at these scales (closer, farther)
         "smoothing": {"min_cutoff": 2.0, "beta": 0.2, "d_cutoff": 1.0},  # One-Euro filter of the corners
         "fov_deg": 60.0,  # default camera when no calibration is given
         "align": True,  # refine each homography by aligning the warped target to the frame (align_homography)
