@@ -147,13 +147,21 @@ def run_sequence(tracker: PlanarTracker, frames: Path, target: np.ndarray | tupl
 
 
 def pipelines(weights: Path, num: int) -> dict[str, tuple[PlanarTracker, str]]:
+    """The trackers compared: Key.Net with ``weights`` (and with our shipped weights when they exist), ORB, SIFT
+    and Tiny-Key.Net, all on the same tracker."""
     keynet = tracking_detector(load_model(weights), num_keypoints=num)
     tiny_path = default_weights("tiny_keynet")
     tiny_model = load_model(tiny_path, "tiny_keynet") if tiny_path else build_model("tiny_keynet").eval()
-    tiny_label = "trained" if tiny_path else "speed only, untrained weights"
+    tiny_label = "our shipped weights" if tiny_path else "speed only, untrained weights"
     tiny = tracking_detector(tiny_model, num_keypoints=num)
+    ours = default_weights("keynet")
+    extra = {} if ours is None or ours.resolve() == weights.resolve() else {"keynet-ours+orb": (
+        PlanarTracker(tracking_detector(load_model(ours), num_keypoints=num), Describer(descriptor="orb")),
+        f"Key.Net fast with our shipped weights ({ours.name}), single scale, ORB")}
     return {
-        "keynet+orb": (PlanarTracker(keynet, Describer(descriptor="orb")), "Key.Net fast, single scale, ORB"),
+        "keynet+orb": (PlanarTracker(keynet, Describer(descriptor="orb")),
+                       f"Key.Net fast with {weights.name}, single scale, ORB"),
+        **extra,
         "orb": (PlanarTracker(OpenCVDetector("orb", num), Describer(descriptor="orb")), "cv2.ORB detect+describe"),
         "sift": (PlanarTracker(OpenCVDetector("sift", num), Describer(descriptor="sift")), "cv2.SIFT detect+describe"),
         "tiny+orb": (PlanarTracker(tiny, Describer(descriptor="orb")), f"Tiny-Key.Net fast ({tiny_label}), ORB"),

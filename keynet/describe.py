@@ -12,7 +12,7 @@ computed in that frame, which makes matching invariant to in-plane rotation (a t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +44,27 @@ class Descriptors:
     index: np.ndarray
     data: torch.Tensor
     binary: bool
+    _bits: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.index)
+
+    @property
+    def bits(self) -> torch.Tensor:
+        """(M, 8D) float32 of 0/1: the binary descriptors unpacked, computed once (a target's serve every frame)."""
+        if not self.binary:
+            raise ValueError("float descriptors have no bits; only binary (ORB, BRISK) descriptors do")
+        if self._bits is None:
+            self._bits = unpack_bits(self.data)
+        return self._bits
+
+
+_BITS = torch.tensor([1 << i for i in range(8)], dtype=torch.uint8)
+
+
+def unpack_bits(packed: torch.Tensor) -> torch.Tensor:
+    """(N, B) uint8 -> (N, 8B) float32 of 0/1."""
+    return ((packed[..., None] & _BITS.to(packed.device)) > 0).flatten(1).float()
 
 
 def _opencv_extractor(name: str) -> Any:

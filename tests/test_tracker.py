@@ -67,7 +67,9 @@ def test_target_quality_and_too_few_keypoints(tracker_factory):
         tracker.add_target(np.full((200, 200, 3), 90, np.uint8))
     half = np.full((200, 200, 3), 90, np.uint8)
     half[:, :100] = cv2.resize(cv2.imread(str(demo_sequence().target)), (100, 200))
-    assert tracker.assess(tracker.make_target(half)).spread <= 0.5
+    # the texture covers 8 of the 16 cells; its edge at x = 100 is itself a feature, and at the 1.41x level points
+    # on it land just right of the boundary, in a ninth cell or so: far below the full target's spread
+    assert tracker.assess(tracker.make_target(half)).spread <= 0.6
 
 
 def test_found_then_lost_then_found_again(tracker_factory):
