@@ -7,6 +7,7 @@ import torch
 
 from .describe import Descriptors
 
+
 def distance_matrix(a: Descriptors, b: Descriptors) -> torch.Tensor:
     """(N, M) distances: Hamming (bits) for binary descriptors, Euclidean for unit float descriptors."""
     if a.binary != b.binary:
