@@ -55,8 +55,38 @@ def guide(dist: torch.Tensor, predicted: np.ndarray, observed: np.ndarray, radiu
     return dist.masked_fill(torch.cdist(p, o) > radius, float("inf"))
 
 
+def coherent_motion(before: np.ndarray, after: np.ndarray, neighbours: int = 8, min_px: float = 3.0,
+                    share: float = 0.3, gradient: float = 0.1) -> np.ndarray:
+    """Which matches move like their neighbours: a wrong match jumps across the image, a right one moves with the
+    points around it (a smooth motion field, planar or not).
+
+    Args:
+        before, after: (K, 2) positions of the K matched points in the previous and the current frame.
+        neighbours: how many of the nearest matched points (in the previous frame) give the local motion.
+        min_px, share, gradient: a match is kept when its motion differs from the median motion of its neighbours
+            by at most ``max(min_px, share * |median motion|) + gradient * (median distance to them)``: the motion
+            field may change by ``gradient`` px per px (a turn of about 6 degrees, a 10% zoom between frames).
+
+    Returns:
+        (K,) bool; every match is kept when there are too few for a local motion (fewer than 4).
+    """
+    k = len(before)
+    if k < 4:
+        return np.ones(k, bool)
+    start = torch.from_numpy(np.asarray(before, np.float32))
+    motion = torch.from_numpy(np.asarray(after, np.float32)) - start
+    d = torch.cdist(start, start).fill_diagonal_(float("inf"))
+    spacing, near = d.topk(min(neighbours, k - 1), dim=1, largest=False)
+    local = motion[near].median(dim=1).values
+    tolerance = (share * local.norm(dim=1)).clamp(min=min_px) + gradient * spacing.median(dim=1).values
+    return ((motion - local).norm(dim=1) <= tolerance).numpy()
+
+
 class TrackBook:
     """Frame-to-frame matching that gives each keypoint a track id and a track length (frames seen in a row).
+
+    A match continues a track only when it moves like the matches around it (``coherent_motion``); the others start
+    new tracks, so trails do not jump between unrelated points.
 
     Args:
         ratio: ratio test threshold; radius: the largest motion in pixels between two frames.
@@ -80,6 +110,7 @@ class TrackBook:
             p_desc, p_xy, p_ids, p_len = self.prev
             dist = guide(distance_matrix(desc, p_desc), xy, p_xy, self.radius)
             m, _ = mutual_nn_ratio(dist, self.ratio)
+            m = m[coherent_motion(p_xy[m[:, 1]], xy[m[:, 0]])]
             ids[m[:, 0]] = p_ids[m[:, 1]]
             lengths[m[:, 0]] = p_len[m[:, 1]] + 1
             prev_xy[m[:, 0]] = p_xy[m[:, 1]]

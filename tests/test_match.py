@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from keynet.describe import Descriptors
-from keynet.match import TrackBook, distance_matrix, guide, mutual_nn_ratio
+from keynet.match import TrackBook, coherent_motion, distance_matrix, guide, mutual_nn_ratio
 
 
 def binary(rows: np.ndarray) -> Descriptors:
@@ -49,3 +49,29 @@ def test_tracks_get_ids_and_lengths():
     assert ids1[:3].tolist() == ids0[order].tolist() and ids1[3] == 4
     assert len1.tolist() == [2, 2, 2, 1]
     np.testing.assert_allclose(prev[:3], xy[order], rtol=1e-5)
+
+
+def test_matches_that_move_unlike_their_neighbours_are_rejected():
+    rng = np.random.default_rng(2)
+    before = rng.uniform(0, 400, (60, 2))
+    angle = np.radians(4)  # a small turn about the centre and a shift: a smooth motion field
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    after = (before - 200) @ rot.T + 200 + [12.0, -5.0]
+    wrong = [3, 17, 42]
+    after[wrong] = after[wrong][::-1] + [[30, 0], [0, 30], [-30, 0]]  # swapped partners, far from where they go
+    keep = coherent_motion(before, after)
+    assert not keep[wrong].any() and keep.sum() == 57
+    assert coherent_motion(before[:3], after[:3]).all()  # too few for a local motion: all kept
+
+
+def test_a_wrong_continuation_starts_a_new_track():
+    rng = np.random.default_rng(3)
+    desc = rng.integers(0, 256, (30, 32))
+    xy = rng.uniform(0, 200, (30, 2))
+    book = TrackBook(ratio=1.0, radius=60)
+    ids0, _, _ = book.update(binary(desc), xy)
+    moved = xy + [4.0, 2.0]
+    moved[0] = xy[0] + [-35.0, 30.0]  # point 0's descriptor appears far from where its neighbours went
+    ids1, len1, _ = book.update(binary(desc), moved)
+    assert ids1[0] not in ids0 and len1[0] == 1
+    assert (ids1[1:] == ids0[1:]).all() and (len1[1:] == 2).all()
