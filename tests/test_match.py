@@ -36,12 +36,16 @@ def test_guided_matching_forbids_far_pairs():
     assert g[0, 0] == 0 and torch.isinf(g[0, 1])
 
 
+def first_frame(seed: int, n: int, extent: float, **conf):
+    """A TrackBook that has seen one frame of ``n`` random descriptors at random places; its ids and lengths."""
+    rng = np.random.default_rng(seed)
+    desc, xy = rng.integers(0, 256, (n, 32)), rng.uniform(0, extent, (n, 2))
+    book = TrackBook(**conf)
+    return rng, desc, xy, book, *book.update(binary(desc), xy)[:2]
+
+
 def test_tracks_get_ids_and_lengths():
-    rng = np.random.default_rng(1)
-    desc = rng.integers(0, 256, (4, 32))
-    xy = rng.uniform(0, 100, (4, 2))
-    book = TrackBook(ratio=0.95, radius=20)
-    ids0, len0, _ = book.update(binary(desc), xy)
+    rng, desc, xy, book, ids0, len0 = first_frame(1, 4, 100, ratio=0.95, radius=20)
     assert sorted(ids0.tolist()) == [0, 1, 2, 3] and len0.tolist() == [1] * 4
     order = np.array([2, 0, 3])
     ids1, len1, prev = book.update(binary(np.vstack([desc[order], rng.integers(0, 256, (1, 32))])),
@@ -65,11 +69,7 @@ def test_matches_that_move_unlike_their_neighbours_are_rejected():
 
 
 def test_a_wrong_continuation_starts_a_new_track():
-    rng = np.random.default_rng(3)
-    desc = rng.integers(0, 256, (30, 32))
-    xy = rng.uniform(0, 200, (30, 2))
-    book = TrackBook(ratio=1.0, radius=60)
-    ids0, _, _ = book.update(binary(desc), xy)
+    _, desc, xy, book, ids0, _ = first_frame(3, 30, 200, ratio=1.0, radius=60)
     moved = xy + [4.0, 2.0]
     moved[0] = xy[0] + [-35.0, 30.0]  # point 0's descriptor appears far from where its neighbours went
     ids1, len1, _ = book.update(binary(desc), moved)
