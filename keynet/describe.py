@@ -12,6 +12,7 @@ computed in that frame, which makes matching invariant to in-plane rotation (a t
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,19 +76,20 @@ def _opencv_extractor(name: str) -> Any:
     return cv2.SIFT_create()
 
 
+@functools.cache
 def disc_offsets(radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """(P,) x and y offsets of the pixels within ``radius`` of a centre pixel."""
+    """(P,) int64 x and y offsets of the pixels within ``radius`` of a centre pixel (made once per radius)."""
     v, u = np.mgrid[-radius : radius + 1, -radius : radius + 1]
     inside = u * u + v * v <= radius * radius + radius  # the rounded disc OpenCV's ORB uses (umax table)
-    return u[inside].astype(np.float32), v[inside].astype(np.float32)
+    return u[inside].astype(np.int64), v[inside].astype(np.int64)
 
 
 def intensity_centroid_angles(grey: np.ndarray, xy: np.ndarray, radius: int = ORIENTATION_RADIUS) -> np.ndarray:
     """ORB's orientation of each point: the angle of the vector from it to the intensity centroid of its disc.
 
     Args:
-        grey: (H, W) uint8 image; xy: (N, 2) pixel coordinates (rounded to the nearest pixel; the image is
-            mirrored beyond its border).
+        grey: (H, W) uint8 or float32 image; xy: (N, 2) pixel coordinates (rounded to the nearest pixel; the image
+            is mirrored beyond its border).
 
     Returns:
         (N,) float32 angles in degrees in [0, 360), measured from +x towards +y (image coordinates, y down), as
@@ -100,8 +102,9 @@ def intensity_centroid_angles(grey: np.ndarray, xy: np.ndarray, radius: int = OR
     h, w = grey.shape
     x = np.clip(np.rint(xy[:, 0]).astype(np.int64), 0, w - 1) + radius
     y = np.clip(np.rint(xy[:, 1]).astype(np.int64), 0, h - 1) + radius
-    values = padded[y[:, None] + v.astype(np.int64), x[:, None] + u.astype(np.int64)].astype(np.float32)
-    return (np.degrees(np.arctan2(values @ v, values @ u)) % 360).astype(np.float32)
+    values = padded[y[:, None] + v, x[:, None] + u].astype(np.float32)
+    return (np.degrees(np.arctan2(values @ v.astype(np.float32), values @ u.astype(np.float32))) % 360).astype(
+        np.float32)
 
 
 def load_hardnet(path: str | Path, device: torch.device) -> torch.nn.Module:
@@ -198,8 +201,7 @@ class Describer:
         from kornia.feature import extract_patches_from_pyramid
 
         x = to_grey_tensor(image, self.device)
-        grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        angles = torch.from_numpy(self.angles(grey, kps.numpy()[:, :2]))
+        angles = torch.from_numpy(self.angles(x[0, 0].cpu().numpy(), kps.numpy()[:, :2]))  # the grey made above
         lafs = kps.to(self.device).to_laf(angles.to(self.device))
         patches = extract_patches_from_pyramid(x, lafs, self.conf["patch_size"])[0]
         desc = torch.nn.functional.normalize(self.net(patches), dim=1)

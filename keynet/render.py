@@ -154,6 +154,8 @@ class TrailBook:
     drops frames still shows trails); ids unseen for that long are dropped.
     """
 
+    PALETTE = [tuple(int(v) for v in c) for c in colour_map(np.arange(17))]  # a track's colour: its id modulo 17
+
     def __init__(self, max_len: int = 15) -> None:
         self.max_len = max_len
         self.frames = 0
@@ -167,8 +169,6 @@ class TrailBook:
         old = self.frames - self.max_len
         self.trails = {k: [p for p in v if p[0] > old][-self.max_len:] for k, v in self.trails.items()
                        if v[-1][0] > old}
-
-    PALETTE = [tuple(int(v) for v in c) for c in colour_map(np.arange(17))]  # a track's colour: its id modulo 17
 
     def draw(self, canvas: np.ndarray, min_length: int = 2) -> None:
         """The trails of at least ``min_length`` positions, one polyline call per colour (thousands of ids, most
