@@ -4,7 +4,7 @@ Both compute the model's response for a (B, 1, H, W) grey image in [0, 1]; neith
 Both use the same algebra as the model, rearranged for speed:
 
 - BatchNorm (eval) is folded into the convolution before it;
-- the learned blocks run channels-last, ReLU in place;
+- the learned blocks run channels-last, each convolution and its ReLU one fused oneDNN call on the CPU;
 - the last convolution (3M channels in, one out: the slowest layer in oneDNN) is split per pyramid level into
   depthwise convolutions whose channels are summed, so the 3M-channel concatenation is never built;
 - on the CPU, the pyramid's blur and resizing and the upsampling of the coarse levels' features run in OpenCV
@@ -151,6 +151,25 @@ def pyramid_down_opencv(x: torch.Tensor, factor: float, opencv: bool) -> torch.T
     return torch.from_numpy(np.stack(out)).reshape(b, c, size[1], size[0])
 
 
+def _fused_conv_relu_op() -> Callable[..., torch.Tensor] | None:
+    """oneDNN's convolution with a fused ReLU (the op ``torch.compile`` emits on the CPU), if this build has it."""
+    try:
+        return torch.ops.mkldnn._convolution_pointwise
+    except (AttributeError, RuntimeError):
+        return None
+
+
+FUSED_CONV_RELU = _fused_conv_relu_op()
+
+
+def conv_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``relu(conv2d(x, weight, bias))`` with 'same' zero padding (odd kernels): one fused call on the CPU."""
+    pad = weight.shape[-1] // 2
+    if x.device.type == "cpu" and FUSED_CONV_RELU is not None:
+        return FUSED_CONV_RELU(x, weight, bias, [pad, pad], [1, 1], [1, 1], 1, "relu", [], "")
+    return torch.relu_(F.conv2d(x, weight, bias, padding=pad))
+
+
 class FastKeyNetResponse(nn.Module):
     """Key.Net's response with folded BatchNorm and a split last convolution (see the module docstring).
 
@@ -212,7 +231,7 @@ class FastKeyNetResponse(nn.Module):
     def learned(self, x: torch.Tensor) -> torch.Tensor:
         y = self.handcrafted(x)
         for w, b in zip(self.weights, self.biases):
-            y = torch.relu_(F.conv2d(y, w, b, padding=w.shape[-1] // 2))
+            y = conv_relu(y, w, b)
         return y.float()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

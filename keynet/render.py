@@ -6,6 +6,7 @@ tracks and a status line.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,25 +160,30 @@ class TrailBook:
     def __init__(self, max_len: int = 15) -> None:
         self.max_len = max_len
         self.frames = 0
-        self.trails: dict[int, list[tuple[int, np.ndarray]]] = {}
+        self.trails: dict[int, deque[tuple[int, list[float]]]] = {}  # id -> its last max_len (frame, [x, y])
 
     def update(self, result: FrameResult) -> None:
         self.frames += 1
-        for tid, xy in zip(result.track_ids, result.keypoints[:, :2]):
-            if tid >= 0:
-                self.trails.setdefault(int(tid), []).append((self.frames, xy.copy()))
-        old = self.frames - self.max_len
-        self.trails = {k: [p for p in v if p[0] > old][-self.max_len:] for k, v in self.trails.items()
-                       if v[-1][0] > old}
+        seen = result.track_ids >= 0
+        for tid, xy in zip(result.track_ids[seen].tolist(), result.keypoints[seen, :2].tolist()):
+            trail = self.trails.get(tid)
+            if trail is None:
+                trail = self.trails[tid] = deque(maxlen=self.max_len)
+            trail.append((self.frames, xy))
+        if self.frames % self.max_len == 0:  # forget the ids unseen for max_len frames (every max_len frames)
+            old = self.frames - self.max_len
+            self.trails = {k: v for k, v in self.trails.items() if v[-1][0] > old}
 
     def draw(self, canvas: np.ndarray, min_length: int = 2) -> None:
-        """The trails of at least ``min_length`` positions, one polyline call per colour (thousands of ids, most
-        of them seen once, cost one call each otherwise: about 100 ms a frame)."""
+        """The trails of at least ``min_length`` positions within the last ``max_len`` frames, one polyline call
+        per colour (thousands of ids, most of them seen once, cost one call each otherwise: about 100 ms a frame)."""
+        old = self.frames - self.max_len
         by_colour: dict[int, list[np.ndarray]] = {}
-        for tid, points in self.trails.items():
-            if len(points) >= min_length:
-                by_colour.setdefault(tid % len(self.PALETTE), []).append(
-                    np.round(np.array([p for _, p in points])).astype(np.int32))
+        for tid, trail in self.trails.items():
+            if len(trail) >= min_length and trail[-1][0] > old:
+                points = [xy for frame, xy in trail if frame > old]
+                if len(points) >= min_length:
+                    by_colour.setdefault(tid % len(self.PALETTE), []).append(np.round(points).astype(np.int32))
         for index, lines in by_colour.items():
             cv2.polylines(canvas, lines, False, self.PALETTE[index], 1, cv2.LINE_AA)
 

@@ -1,7 +1,7 @@
 """Frame sources: a camera (``camera:N``), a video file, an image folder or the bundled demo sequence.
 
 ``open_source(spec)`` gives a ``FrameSource``: ``read() -> (H, W, 3) uint8 BGR | None`` (None at the end),
-``close()``, and iteration over ``(index, bgr, timestamp)``. A failure (a camera unplugged, a corrupt file, an
+``skip() -> bool`` (pass one frame by without decoding it, where the source can), ``close()``, and iteration over ``(index, bgr, timestamp)``. A failure (a camera unplugged, a corrupt file, an
 unreadable image in a folder) raises ``OSError`` with a message naming the source, so a caller closes its outputs
 and stops cleanly.
 """
@@ -58,6 +58,11 @@ class FrameSource:
     def read(self) -> np.ndarray | None:
         raise NotImplementedError
 
+    def skip(self) -> bool:
+        """Pass the next frame by without decoding it: True if one was, False if this source cannot (or the next
+        frame is the last: the end of a file is always read, so its last frame is never passed by)."""
+        return False
+
     def close(self) -> None:
         """Release the device or file (safe to call twice)."""
 
@@ -109,6 +114,15 @@ class CaptureSource(FrameSource):
         self.frames += 1
         return as_bgr(frame)
 
+    def skip(self) -> bool:
+        # The first frame is always decoded (an empty or corrupt file fails at once), as is a file's last one.
+        if self.frames == 0 or (not self.live and self.frames >= len(self) - 1):
+            return False
+        if not self.cap.grab():  # reads (for most codecs decodes) the frame, but does not convert it to BGR
+            return False
+        self.frames += 1
+        return True
+
     def close(self) -> None:
         self.cap.release()
 
@@ -140,6 +154,12 @@ class FolderSource(FrameSource):
         except (OSError, ValueError) as exc:
             raise OSError(f"cannot read {path}: {exc}") from None
         return as_bgr(image)
+
+    def skip(self) -> bool:
+        if self.i >= len(self.paths) - 1:
+            return False
+        self.i += 1
+        return True
 
 
 def open_source(spec: str | Path) -> FrameSource:

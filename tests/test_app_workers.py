@@ -20,10 +20,12 @@ from .conftest import REPO  # noqa: E402
 
 
 class ListSource:
-    """A source of ``n`` small frames; raises at frame ``fail_at`` (a camera unplugged mid-stream)."""
+    """A source of ``n`` small frames; raises at frame ``fail_at`` (a camera unplugged mid-stream); passes frames by
+    without decoding them when ``skippable`` (as an image folder does), except the last."""
 
-    def __init__(self, n: int = 1000, fail_at: int | None = None) -> None:
+    def __init__(self, n: int = 1000, fail_at: int | None = None, skippable: bool = False) -> None:
         self.n, self.fail_at, self.i, self.closed = n, fail_at, 0, False
+        self.skippable, self.decoded = skippable, 0
 
     def read(self) -> np.ndarray | None:
         if self.fail_at is not None and self.i == self.fail_at:
@@ -31,7 +33,14 @@ class ListSource:
         if self.i >= self.n:
             return None
         self.i += 1
+        self.decoded += 1
         return np.full((48, 64, 3), self.i % 256, np.uint8)
+
+    def skip(self) -> bool:
+        if not self.skippable or self.i >= self.n - 1:
+            return False
+        self.i += 1
+        return True
 
     def close(self) -> None:
         self.closed = True
@@ -46,19 +55,21 @@ def test_latest_frame_keeps_the_newest_and_counts_drops():
     assert slot.take(0.01) is None
 
 
-def test_slow_processing_drops_frames_and_sees_the_newest(qtbot):
+def play_to_the_end(qtbot, source: ListSource, fps: float, seconds_per_frame: float) -> tuple[CaptureThread,
+                                                                                              LatestFrame, list[int]]:
+    """Play ``source`` paced at ``fps`` through a processing thread that takes ``seconds_per_frame`` a frame; the
+    capture thread, the slot and the indices processed, once both threads have ended."""
     signals = WorkerSignals()
     slot = LatestFrame()
-    source = ListSource(n=200)
     seen: list[int] = []
 
     class Slow:
         def process(self, frame: Frame) -> int:
-            time.sleep(0.02)
+            time.sleep(seconds_per_frame)
             seen.append(frame.index)
             return frame.index
 
-    capture = CaptureThread(lambda: source, slot, signals, fps=1000)
+    capture = CaptureThread(lambda: source, slot, signals, fps=fps)
     processing = ProcessingThread(Slow(), slot, signals)
     with qtbot.waitSignal(signals.source_ended, timeout=5000):
         processing.start()
@@ -68,9 +79,23 @@ def test_slow_processing_drops_frames_and_sees_the_newest(qtbot):
     processing.join(2)
     capture.join(2)
     assert not capture.is_alive() and not processing.is_alive()
+    return capture, slot, seen
+
+
+def test_slow_processing_drops_frames_and_sees_the_newest(qtbot):
+    source = ListSource(n=200)
+    _, slot, seen = play_to_the_end(qtbot, source, fps=1000, seconds_per_frame=0.02)
     assert source.closed
     assert slot.dropped > 0 and len(seen) < 200
     assert seen == sorted(seen) and seen[-1] == 199
+
+
+def test_a_file_source_is_not_decoded_for_frames_processing_would_drop(qtbot):
+    source = ListSource(n=100, skippable=True)
+    capture, slot, seen = play_to_the_end(qtbot, source, fps=400, seconds_per_frame=0.03)
+    assert capture.frames_read == 100 and slot.dropped == 100 - len(seen)
+    assert source.decoded < len(seen) + 5  # about one decoded frame per frame processed, not 100
+    assert seen == sorted(seen) and seen[-1] == 99  # the last frame is read, not passed by
 
 
 def test_pause_and_step_read_one_frame_each(qtbot):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from keynet.geometry import Camera, Pose, corners_of, project
-from keynet.render import Renderer, colour_map, draw_heatmap, draw_status, warp_overlay
+from keynet.render import Renderer, TrailBook, colour_map, draw_heatmap, draw_status, warp_overlay
 from keynet.tracker import FrameResult, Target, TargetResult
 
 
@@ -102,6 +102,27 @@ def test_drawing_the_same_frame_again_advances_nothing():
     assert [len(p) for p in r.trails.trails.values()] == [2, 2]
     r.draw(frame, frame_result(t, 0), [target])  # a new source starts at 0: no trail spans the two
     assert [len(p) for p in r.trails.trails.values()] == [1, 1]
+
+
+def test_trails_keep_the_last_frames_and_forget_ids_unseen_that_long():
+    def result(track_id: int, x: float) -> FrameResult:
+        kps = np.array([[x, 20, 1, 0.5]], np.float32)
+        return FrameResult(0, 0.0, kps, np.array([track_id]), np.array([1]), np.full((1, 2), np.nan, np.float32),
+                           np.full(1, np.inf, np.float32), [], {}, [])
+
+    book = TrailBook(max_len=3)
+    for x in (10, 30, 50):  # id 7 moves right over frames 1-3
+        book.update(result(7, x))
+    canvas = np.zeros((40, 80, 3), np.uint8)
+    book.draw(canvas)
+    assert canvas[20, 10:51].any(axis=1).all()
+    book.update(result(8, 70))  # frame 4: id 7's first point is older than 3 frames
+    canvas[:] = 0
+    book.draw(canvas)
+    assert not canvas[20, 10:20].any() and canvas[20, 30:51].any(axis=1).all()
+    for _ in range(2):  # frames 5-6: id 7 unseen for 3 frames is forgotten
+        book.update(result(8, 70))
+    assert list(book.trails) == [8]
 
 
 def test_status_line_is_white_on_a_dark_box():

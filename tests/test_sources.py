@@ -33,6 +33,19 @@ def test_video_frames_and_fps(tmp_path):
     assert len(frames) == 5 and frames[0][1].shape == (48, 64, 3)
 
 
+def test_skip_passes_frames_by_but_never_the_first_or_last_of_a_file(tmp_path):
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((8, 8), i * 50, np.uint8))
+    write_video(tmp_path / "v.mp4", 4)
+    with open_source(tmp_path) as folder, open_source(tmp_path / "v.mp4") as video:
+        for source, last_value in ((folder, 150), (video, 60)):  # frame 3 of each
+            assert source.read() is not None
+            assert source.skip() and source.skip()  # frames 1 and 2 passed by
+            assert not source.skip()  # frame 3 is the last: it is read
+            assert int(source.read()[0, 0, 0]) == pytest.approx(last_value, abs=6)
+            assert source.read() is None
+
+
 @pytest.mark.parametrize("content", [b"", b"\x00" * 100])
 def test_empty_or_corrupt_video(tmp_path, content):
     bad = tmp_path / "bad.mp4"
