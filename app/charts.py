@@ -71,6 +71,7 @@ class LatencyChart(QWidget):
         for stage, rects in bars.items():
             p.setBrush(QColor(self._colour(stage)))
             p.drawRects(rects)
+        p.setBrush(Qt.BrushStyle.NoBrush)  # the lines below are strokes, not filled shapes
         p.setRenderHint(QPainter.RenderHint.Antialiasing)  # for the lines (the bars are axis-aligned)
         # Reference line at 1/15 s: the real-time budget.
         self._hline(p, plot, 1000 / 15 / top_ms, "#bbbbbb", f"{1000 / 15:.0f} ms")
