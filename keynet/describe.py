@@ -23,6 +23,7 @@ import torch
 
 from .detect import Keypoints
 from .image import to_grey_tensor
+from .inference import native_bf16
 
 ORIENTATION_RADIUS = 15  # px: ORB's disc (half its 31-pixel patch)
 
@@ -52,11 +53,13 @@ class Descriptors:
 
     @property
     def bits(self) -> torch.Tensor:
-        """(M, 8D) float32 of 0/1: the binary descriptors unpacked, computed once (a target's serve every frame)."""
+        """(M, 8D) 0/1 of the binary descriptors unpacked, computed once (a target's serve every frame): bfloat16
+        where the hardware multiplies it natively (0/1 and every sum of up to 256 of them are exact), else float32."""
         if not self.binary:
             raise ValueError("float descriptors have no bits; only binary (ORB, BRISK) descriptors do")
         if self._bits is None:
-            self._bits = unpack_bits(self.data)
+            dtype = torch.bfloat16 if native_bf16(self.data.device) else torch.float32
+            self._bits = unpack_bits(self.data).to(dtype)
         return self._bits
 
 

@@ -30,6 +30,7 @@ Both use the same algebra as the model, rearranged for speed:
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 from collections.abc import Callable
 
@@ -44,6 +45,7 @@ from .model import KeyNet, binomial_kernel_1d, check_model_input, pyramid_down, 
 MODES = ("exact", "fast")
 
 
+@functools.cache
 def native_bf16(device: torch.device) -> bool:
     """Whether bf16 convolutions are fast on ``device`` (CUDA with bf16, or a CPU with AMX or AVX-512 BF16)."""
     if device.type == "cuda":

@@ -18,6 +18,8 @@ def test_hamming_matches_bit_count():
     a, b = rng.integers(0, 256, (7, 32)), rng.integers(0, 256, (5, 32))
     expected = np.unpackbits((a[:, None] ^ b[None]).astype(np.uint8), axis=2).sum(2)
     np.testing.assert_array_equal(distance_matrix(binary(a), binary(b)).numpy(), expected)
+    ones, zeros = np.full((1, 32), 255), np.zeros((1, 32))  # the extremes: 256 bits in common, or none
+    np.testing.assert_array_equal(distance_matrix(binary(ones), binary(np.vstack([ones, zeros]))).numpy(), [[0, 256]])
 
 
 def test_mutual_nn_and_ratio():
