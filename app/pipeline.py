@@ -313,7 +313,8 @@ class TrackingPipeline:
         if self.tracker is not None:
             start = time.perf_counter()
             result = self.tracker.process(frame.image, frame.index, frame.time)
-            # "wait": from capture to the start of processing (the hand-off keeps it under one frame's processing)
+            # "wait": from capture to the start of processing: under one frame's processing for a camera; for a file,
+            # whose frames are decoded only when the slot is free, up to one frame's processing and one file frame
             result.timings_ms = {"wait": (start - frame.time) * 1000, **result.timings_ms}
         self.last = [frame, result]
         output = self._output(frame, result, fresh=True)
