@@ -313,8 +313,8 @@ class TrackingPipeline:
         if self.tracker is not None:
             start = time.perf_counter()
             result = self.tracker.process(frame.image, frame.index, frame.time)
-            # "wait": from capture to the start of processing: under one frame's processing for a camera; for a file,
-            # whose frames are decoded only when the slot is free, up to one frame's processing and one file frame
+            # "wait": from capture to the start of processing: under one capture interval for a camera (newer frames
+            # replace it); for a file, whose next frame is decoded once the slot is free, up to one frame's processing
             result.timings_ms = {"wait": (start - frame.time) * 1000, **result.timings_ms}
         self.last = [frame, result]
         output = self._output(frame, result, fresh=True)
