@@ -58,17 +58,16 @@ class Descriptors:
         if not self.binary:
             raise ValueError("float descriptors have no bits; only binary (ORB, BRISK) descriptors do")
         if self._bits is None:
-            dtype = torch.bfloat16 if native_bf16(self.data.device) else torch.float32
-            self._bits = unpack_bits(self.data).to(dtype)
+            self._bits = unpack_bits(self.data, torch.bfloat16 if native_bf16(self.data.device) else torch.float32)
         return self._bits
 
 
 _BITS = torch.tensor([1 << i for i in range(8)], dtype=torch.uint8)
 
 
-def unpack_bits(packed: torch.Tensor) -> torch.Tensor:
-    """(N, B) uint8 -> (N, 8B) float32 of 0/1."""
-    return ((packed[..., None] & _BITS.to(packed.device)) > 0).flatten(1).float()
+def unpack_bits(packed: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(N, B) uint8 -> (N, 8B) of 0/1 in ``dtype``."""
+    return ((packed[..., None] & _BITS.to(packed.device)) > 0).flatten(1).to(dtype)
 
 
 def _opencv_extractor(name: str) -> Any:

@@ -1,9 +1,9 @@
 """Frame sources: a camera (``camera:N``), a video file, an image folder or the bundled demo sequence.
 
 ``open_source(spec)`` gives a ``FrameSource``: ``read() -> (H, W, 3) uint8 BGR | None`` (None at the end),
-``skip() -> bool`` (pass one frame by without decoding it, where the source can), ``close()``, and iteration over ``(index, bgr, timestamp)``. A failure (a camera unplugged, a corrupt file, an
-unreadable image in a folder) raises ``OSError`` with a message naming the source, so a caller closes its outputs
-and stops cleanly.
+``skip() -> bool`` (pass one frame by without decoding it, where the source can), ``close()``, and iteration over
+``(index, bgr, timestamp)``. A failure (a camera unplugged, a corrupt file, an unreadable image in a folder)
+raises ``OSError`` with a message naming the source, so a caller closes its outputs and stops cleanly.
 """
 
 from __future__ import annotations
@@ -99,9 +99,10 @@ class CaptureSource(FrameSource):
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 1 <= fps <= 240 else 30.0
         self.frames = 0
+        self.length = 0 if self.live else max(0, int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)))
 
     def __len__(self) -> int:
-        return 0 if self.live else max(0, int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+        return self.length
 
     def read(self) -> np.ndarray | None:
         ok, frame = self.cap.read()
@@ -116,7 +117,7 @@ class CaptureSource(FrameSource):
 
     def skip(self) -> bool:
         # The first frame is always decoded (an empty or corrupt file fails at once), as is a file's last one.
-        if self.frames == 0 or (not self.live and self.frames >= len(self) - 1):
+        if self.frames == 0 or (not self.live and self.frames >= self.length - 1):
             return False
         if not self.cap.grab():  # reads (for most codecs decodes) the frame, but does not convert it to BGR
             return False
