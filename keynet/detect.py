@@ -111,6 +111,24 @@ def window_max(response: torch.Tensor, window: int) -> torch.Tensor:
     return F.max_pool2d(response, window, stride=1, padding=window // 2)
 
 
+def ring_max(response: torch.Tensor) -> torch.Tensor:
+    """The maximum of each pixel's 8 neighbours, not the pixel itself (outside the image counts as -inf).
+
+    Shape:
+        (B, 1, H, W) -> (B, 1, H, W).
+    """
+    if response.device.type == "cpu" and response.dtype == torch.float32:
+        ring = np.ones((3, 3), np.uint8)
+        ring[1, 1] = 0
+        planes = [cv2.dilate(p.numpy(), ring, borderType=cv2.BORDER_CONSTANT, borderValue=float("-inf"))
+                  for p in response[:, 0]]
+        return torch.from_numpy(np.stack(planes))[:, None]
+    h, w = response.shape[-2:]
+    padded = F.pad(response, (1, 1, 1, 1), value=float("-inf"))
+    shifted = [padded[..., dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3) if (dy, dx) != (1, 1)]
+    return torch.stack(shifted).amax(0)
+
+
 def _has_equal_neighbour(padded: torch.Tensor, b: torch.Tensor, y: torch.Tensor, x: torch.Tensor, radius: int,
                          pad: int) -> torch.Tensor:
     """For each point, whether another pixel within ``radius`` (Chebyshev) has exactly its value."""
@@ -148,7 +166,9 @@ def local_maxima(
     r = response[:, 0]
     candidates = r > threshold
     if nms_size > 1:
-        candidates &= r == window_max(response, nms_size)[:, 0]
+        # strictly above the 8 neighbours (dense: a flat region would leave every pixel a candidate), and the
+        # window's maximum
+        candidates &= (r > ring_max(response)[:, 0]) & (r == window_max(response, nms_size)[:, 0])
     if border > 0:
         h, w = r.shape[-2:]
         candidates[:, :border] = False
@@ -156,13 +176,11 @@ def local_maxima(
         candidates[:, :, :border] = False
         candidates[:, :, w - border :] = False
     b, y, x = candidates.nonzero(as_tuple=True)
-    if nms_size > 1 and len(b):
+    if nms_size > 3 and len(b):  # ties beyond the 8 neighbours, among the few candidates left
         pad = nms_size // 2
         padded = F.pad(r, (pad, pad, pad, pad), value=float("-inf"))
-        # Ties: first the 8 neighbours (removes flat regions cheaply), then the rest of the window.
-        for radius in (1, pad) if pad > 1 else (1,):
-            keep = ~_has_equal_neighbour(padded, b, y, x, radius, pad)
-            b, y, x = b[keep], y[keep], x[keep]
+        keep = ~_has_equal_neighbour(padded, b, y, x, pad, pad)
+        b, y, x = b[keep], y[keep], x[keep]
     scores = r[b, y, x]
     out = []
     for j in range(r.shape[0]):

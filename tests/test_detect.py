@@ -10,7 +10,7 @@ import pytest
 import torch
 from kornia.feature import KeyNetDetector as KorniaKeyNetDetector
 
-from keynet.detect import KeyNetDetector, level_budgets, local_maxima, subpixel_peaks, window_max
+from keynet.detect import KeyNetDetector, level_budgets, local_maxima, ring_max, subpixel_peaks, window_max
 from keynet.image import to_grey_tensor
 from keynet.weights import load_checkpoint, load_model
 
@@ -72,6 +72,18 @@ def test_two_equal_peaks_in_one_window_are_both_ties_and_dropped():
 def test_window_max_matches_max_pool():
     r = torch.randn(2, 1, 37, 53)
     torch.testing.assert_close(window_max(r, 15), torch.nn.functional.max_pool2d(r, 15, 1, 7))
+
+
+def test_ring_max_is_the_max_of_the_eight_neighbours_on_opencv_and_torch_paths():
+    r = torch.randint(0, 4, (2, 1, 9, 11)).float()
+    padded = torch.nn.functional.pad(r, (1, 1, 1, 1), value=float("-inf"))
+    want = torch.full_like(r, float("-inf"))
+    for dy in range(3):
+        for dx in range(3):
+            if (dy, dx) != (1, 1):
+                want = torch.maximum(want, padded[..., dy:dy + 9, dx:dx + 11])
+    torch.testing.assert_close(ring_max(r), want)  # OpenCV (CPU float32)
+    torch.testing.assert_close(ring_max(r.double()), want.double())  # torch (any other device or dtype)
 
 
 def test_strict_maxima_match_an_exhaustive_search():
