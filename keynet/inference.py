@@ -18,10 +18,12 @@ Both use the same algebra as the model, rearranged for speed:
     What makes it fast without changing what it detects:
 
     - the five derivatives (dx, dy, dxx, dxy, dyy) come straight from the image, each by one fixed 5x5 filter
-      (separable, OpenCV on the CPU); they differ from ``exact`` only on the two-pixel image border, where
-      ``exact`` pads the first derivative again (detection ignores a 15-pixel border);
+      (separable); they differ from ``exact`` only on the two-pixel image border, where ``exact`` pads the first
+      derivative again (detection ignores a 15-pixel border). On the CPU the five filters and the ten maps are one
+      numba pass over the image that writes the maps channels-last in the blocks' dtype (3x faster than filtering,
+      multiplying and stacking the maps one by one);
     - bfloat16 for the handcrafted maps and the learned blocks where the hardware has native bf16 (AMX /
-      AVX-512-BF16 CPUs, CUDA); the derivatives are filtered in fp32, and the merge of the levels and the last
+      AVX-512-BF16 CPUs, CUDA); the maps are computed in fp32 and rounded once, and the merge of the levels and the last
       convolution stay fp32: rounding the response itself reorders near-equal maxima and loses top-ranked
       keypoints, rounding the hidden activations does not;
     - ``compile=True`` wraps it in ``torch.compile`` on CUDA.
@@ -35,6 +37,7 @@ import sys
 from collections.abc import Callable
 
 import cv2
+import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -121,6 +124,58 @@ def handcrafted_maps(dx: torch.Tensor, dy: torch.Tensor, dxx: torch.Tensor, dxy:
     """The ten handcrafted maps from five (B, H, W) derivatives, as a channels-last (B, 10, H, W) tensor."""
     maps = torch.stack([dx, dy, dx * dx, dy * dy, dx * dy, dxy, dxy * dxy, dxx, dyy, dxx * dyy], -1)
     return maps.permute(0, 3, 1, 2)
+
+
+@numba.njit(parallel=True, cache=True)
+def _maps_hwc(padded: np.ndarray, kx: np.ndarray, ky: np.ndarray, out: np.ndarray, as_bf16: bool) -> None:
+    """The ten maps of a replicate-padded (H + 4, W + 4) plane into ``out`` (H, W, 10): float32, or uint16 holding
+    bfloat16 bits (round to nearest even) when ``as_bf16``. ``kx``, ``ky``: (5, 5) separable taps of dx, dy, dxx,
+    dxy, dyy. One pass per row: the derivatives are never written to memory."""
+    h, w = padded.shape[0] - 4, padded.shape[1] - 4
+    for y in numba.prange(h):
+        v = np.empty((5, w + 4), np.float32)  # each derivative's vertical pass over this row
+        for k in range(5):
+            for x in range(w + 4):
+                v[k, x] = (ky[k, 0] * padded[y, x] + ky[k, 1] * padded[y + 1, x] + ky[k, 2] * padded[y + 2, x]
+                           + ky[k, 3] * padded[y + 3, x] + ky[k, 4] * padded[y + 4, x])
+        d = np.empty((5, w), np.float32)
+        for k in range(5):
+            for x in range(w):
+                d[k, x] = (kx[k, 0] * v[k, x] + kx[k, 1] * v[k, x + 1] + kx[k, 2] * v[k, x + 2]
+                           + kx[k, 3] * v[k, x + 3] + kx[k, 4] * v[k, x + 4])
+        m = np.empty((w, 10), np.float32)
+        for x in range(w):
+            dx, dy, dxx, dxy, dyy = d[0, x], d[1, x], d[2, x], d[3, x], d[4, x]
+            m[x, 0], m[x, 1], m[x, 2], m[x, 3], m[x, 4] = dx, dy, dx * dx, dy * dy, dx * dy
+            m[x, 5], m[x, 6], m[x, 7], m[x, 8], m[x, 9] = dxy, dxy * dxy, dxx, dyy, dxx * dyy
+        if as_bf16:
+            bits = m.view(np.uint32)
+            for x in range(w):
+                for c in range(10):
+                    b = bits[x, c]
+                    out[y, x, c] = (b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
+        else:
+            for x in range(w):
+                for c in range(10):
+                    out[y, x, c] = m[x, c]
+
+
+def fused_handcrafted_maps(x: torch.Tensor, kernels: list[tuple[np.ndarray, np.ndarray]],
+                           dtype: torch.dtype) -> torch.Tensor:
+    """``handcrafted_maps`` of the derivatives by ``kernels`` (replicated borders), in one pass over a CPU image.
+
+    Shape:
+        (B, 1, H, W) float32 -> channels-last (B, 10, H, W) of ``dtype`` (float32 or bfloat16).
+    """
+    kx = np.stack([k[0] for k in kernels]).astype(np.float32)
+    ky = np.stack([k[1] for k in kernels]).astype(np.float32)
+    b, _, h, w = x.shape
+    bf16 = dtype == torch.bfloat16
+    out = np.empty((b, h, w, 10), np.uint16 if bf16 else np.float32)
+    for plane, dest in zip(x[:, 0].numpy(), out):
+        _maps_hwc(cv2.copyMakeBorder(plane, 2, 2, 2, 2, cv2.BORDER_REPLICATE), kx, ky, dest, bf16)
+    maps = torch.from_numpy(out)
+    return (maps.view(torch.bfloat16) if bf16 else maps).permute(0, 3, 1, 2)
 
 
 def resize_bilinear(x: torch.Tensor, size: tuple[int, int], opencv: bool) -> torch.Tensor:
@@ -228,6 +283,8 @@ class FastKeyNetResponse(nn.Module):
 
     def handcrafted(self, x: torch.Tensor) -> torch.Tensor:
         dtype = self.weights[0].dtype
+        if self.opencv and self.fused_derivatives and x.device.type == "cpu":
+            return fused_handcrafted_maps(x, self.separable, dtype)
         return handcrafted_maps(*(d.to(dtype) for d in self.derivatives(x)))
 
     def learned(self, x: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ from kornia.feature import KeyNet as KorniaKeyNet
 from kornia.filters import spatial_gradient
 
 from keynet.image import to_grey_tensor
-from keynet.inference import response_function
+from keynet.inference import fused_handcrafted_maps, response_function, separable_derivative_kernels
 from keynet.model import HandcraftedBlock, KeyNet, TinyKeyNet, count_learnable_parameters
 from keynet.weights import load_checkpoint
 
@@ -109,6 +109,19 @@ def test_exact_mode_equals_the_module_for_random_weights():
         got = response_function(model, "exact")(x)
         assert got.shape == want.shape
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
+
+
+def test_fused_handcrafted_maps_equal_the_model_block_inside_and_round_once_to_bf16():
+    x = torch.rand(2, 1, 37, 53)
+    with torch.no_grad():
+        want = HandcraftedBlock()(x)
+    inner = (slice(None), slice(None), slice(2, -2), slice(2, -2))  # fast mode pads the image, not dx, at the border
+    fp32 = fused_handcrafted_maps(x, separable_derivative_kernels(), torch.float32)
+    assert fp32.shape == want.shape and fp32.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(fp32[inner], want[inner], rtol=1e-5, atol=1e-6)
+    bf16 = fused_handcrafted_maps(x, separable_derivative_kernels(), torch.bfloat16)
+    assert bf16.dtype == torch.bfloat16
+    assert torch.equal(bf16, fp32.to(torch.bfloat16))  # round to nearest even, as torch converts
 
 
 def test_fast_mode_matches_exact_away_from_the_border(authors_weights):
