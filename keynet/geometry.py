@@ -67,7 +67,10 @@ def align_homography(target: np.ndarray, frame: np.ndarray, h: np.ndarray, point
     """
     if len(points) < MIN_MATCHES:
         return h
-    warped = cv2.warpPerspective(target, h, (frame.shape[1], frame.shape[0]), flags=cv2.INTER_LINEAR)
+    # the target over the frame itself: windows reaching past its edge see the scene there, not black
+    warped = frame.copy()
+    cv2.warpPerspective(target, h, (frame.shape[1], frame.shape[0]), dst=warped, flags=cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_TRANSPARENT)
     predicted = project(h, points).astype(np.float32).reshape(-1, 1, 2)
     aligned, status, _ = cv2.calcOpticalFlowPyrLK(
         warped, frame, predicted, predicted.copy(), winSize=(window, window), maxLevel=1,

@@ -44,6 +44,25 @@ def test_alignment_brings_a_perturbed_homography_to_the_true_one():
     assert before > 1.0 and after < 0.15
 
 
+def test_alignment_near_the_target_edge_is_not_pulled_by_the_background():
+    # Every window reaches past the target's edge, where the frame shows the scene behind it (here bright): the
+    # warped target is laid over the frame, not over black, whose edge would drag every window towards it.
+    rng = np.random.default_rng(2)
+    target = cv2.GaussianBlur(rng.uniform(0, 255, (240, 320)).astype(np.float32), (0, 0), 2.0)
+    target = cv2.normalize(target, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    h_true = np.array([[1.1, 0.15, 120], [-0.1, 0.95, 90], [2e-4, -1e-4, 1]])
+    frame = np.full((480, 640), 230, np.uint8)
+    cv2.warpPerspective(target, h_true, (640, 480), dst=frame, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_TRANSPARENT)
+    c = corners_of(320, 240)
+    h_start = cv2.getPerspectiveTransform(c, (project(h_true, c) + rng.uniform(-1.5, 1.5, (4, 2))).astype(np.float32))
+    edge = np.concatenate([np.stack([rng.uniform(5, 315, 40), rng.choice([4.0, 235.0], 40)], 1),
+                           np.stack([rng.choice([4.0, 315.0], 40), rng.uniform(5, 235, 40)], 1)])
+    aligned = align_homography(target, frame, h_start, edge)
+    before = np.linalg.norm(project(h_start, c) - project(h_true, c), axis=1).max()
+    after = np.linalg.norm(project(aligned, c) - project(h_true, c), axis=1).max()
+    assert before > 1.0 and after < 0.5 * before  # over black, every window is dragged off: worse than the start
+
+
 def test_alignment_keeps_the_homography_on_a_textureless_target():
     target = np.full((100, 100), 128, np.uint8)
     h = np.array([[1.0, 0, 10], [0, 1.0, 5], [0, 0, 1]])
