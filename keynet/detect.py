@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import cv2
+import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -142,6 +143,44 @@ def _has_equal_neighbour(padded: torch.Tensor, b: torch.Tensor, y: torch.Tensor,
     return (around == value[:, None]).any(1)
 
 
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _strict_maxima_mask(r: np.ndarray, window: np.ndarray, radius: int, border: int, threshold: float,
+                        out: np.ndarray) -> None:
+    """``out[y, x] = 1`` where ``r`` exceeds ``threshold``, equals its window maximum ``window`` and no other pixel
+    within ``radius`` (Chebyshev, inside the map) has its value; the ``border`` strip stays 0."""
+    h, w = r.shape
+    for y in numba.prange(border, h - border):
+        for x in range(border, w - border):
+            v = r[y, x]
+            if v <= threshold or v != window[y, x]:
+                continue
+            unique = True
+            for yy in range(max(0, y - radius), min(h, y + radius + 1)):
+                for xx in range(max(0, x - radius), min(w, x + radius + 1)):
+                    if r[yy, xx] == v and (yy != y or xx != x):
+                        unique = False
+                        break
+                if not unique:
+                    break
+            if unique:
+                out[y, x] = 1
+
+
+def _local_maxima_cpu(r: torch.Tensor, nms_size: int, border: int,
+                      threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``local_maxima`` of one (H, W) CPU float32 map: OpenCV's window maximum, then one numba pass."""
+    plane = r.numpy()
+    window = cv2.dilate(plane, np.ones((nms_size, nms_size), np.uint8), borderType=cv2.BORDER_CONSTANT,
+                        borderValue=float("-inf"))
+    mask = np.zeros(plane.shape, np.uint8)
+    _strict_maxima_mask(plane, window, nms_size // 2, border, float(threshold), mask)
+    y, x = np.nonzero(mask)
+    scores = plane[y, x]
+    order = np.argsort(-scores, kind="stable")
+    xy = torch.from_numpy(np.stack([x[order], y[order]], 1).astype(np.int64))
+    return xy, torch.from_numpy(scores[order].copy())
+
+
 def local_maxima(
     response: torch.Tensor, nms_size: int, border: int, threshold: float
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -164,6 +203,8 @@ def local_maxima(
     if nms_size < 1 or nms_size % 2 == 0:
         raise ValueError(f"nms_size must be a positive odd number; got {nms_size}")
     r = response[:, 0]
+    if r.device.type == "cpu" and r.dtype == torch.float32 and nms_size > 1:
+        return [_local_maxima_cpu(plane, nms_size, border, threshold) for plane in r]
     candidates = r > threshold
     if nms_size > 1:
         # strictly above the 8 neighbours (dense: a flat region would leave every pixel a candidate), and the

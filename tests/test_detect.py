@@ -86,17 +86,22 @@ def test_ring_max_is_the_max_of_the_eight_neighbours_on_opencv_and_torch_paths()
     torch.testing.assert_close(ring_max(r.double()), want.double())  # torch (any other device or dtype)
 
 
-def test_strict_maxima_match_an_exhaustive_search():
-    r = torch.randint(0, 6, (1, 1, 40, 50)).float()  # many exact ties
-    xy, _ = local_maxima(r, 5, 3, 0.0)[0]
-    want = set()
-    for y in range(3, 37):
-        for x in range(3, 47):
-            window = r[0, 0, max(0, y - 2) : y + 3, max(0, x - 2) : x + 3]
-            v = r[0, 0, y, x]
-            if v > 0 and (window == v).sum() == 1 and v == window.max():
-                want.add((x, y))
-    assert set(map(tuple, xy.tolist())) == want
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])  # the CPU's numba pass; the torch ops of GPUs
+@pytest.mark.parametrize("nms_size", [3, 5, 9])
+def test_strict_maxima_match_an_exhaustive_search(dtype, nms_size):
+    r = torch.randint(0, 6, (2, 1, 40, 50)).to(dtype)  # many exact ties
+    rad = nms_size // 2
+    for j, (xy, score) in enumerate(local_maxima(r, nms_size, 3, 0.0)):
+        want = set()
+        for y in range(3, 37):
+            for x in range(3, 47):
+                window = r[j, 0, max(0, y - rad) : y + rad + 1, max(0, x - rad) : x + rad + 1]
+                v = r[j, 0, y, x]
+                if v > 0 and (window == v).sum() == 1 and v == window.max():
+                    want.add((x, y))
+        assert set(map(tuple, xy.tolist())) == want
+        assert len(xy) == len(set(map(tuple, xy.tolist())))
+        assert torch.all(score[:-1] >= score[1:])
 
 
 def test_border_and_threshold_remove_points():
