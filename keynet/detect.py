@@ -143,7 +143,8 @@ def _has_equal_neighbour(padded: torch.Tensor, b: torch.Tensor, y: torch.Tensor,
     return (around == value[:, None]).any(1)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit("void(float32[:, :], float32[:, :], int64, int64, float64, uint8[:, :])", parallel=True, cache=True,
+            nogil=True)  # compiled on import, as keynet.inference's kernel
 def _strict_maxima_mask(r: np.ndarray, window: np.ndarray, radius: int, border: int, threshold: float,
                         out: np.ndarray) -> None:
     """``out[y, x] = 1`` where ``r`` exceeds ``threshold``, equals its window maximum ``window`` and no other pixel

@@ -126,7 +126,11 @@ def handcrafted_maps(dx: torch.Tensor, dy: torch.Tensor, dxx: torch.Tensor, dxy:
     return maps.permute(0, 3, 1, 2)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+# Compiled when the module is first imported (then cached), not at the first frame: the app's first frames, and
+# the UI thread that numba's compiler would hold up, do not wait for it.
+@numba.njit(["void(float32[:, ::1], float32[:, ::1], float32[:, ::1], uint16[:, :, ::1], boolean)",
+             "void(float32[:, ::1], float32[:, ::1], float32[:, ::1], float32[:, :, ::1], boolean)"],
+            parallel=True, cache=True, nogil=True)
 def _maps_hwc(padded: np.ndarray, kx: np.ndarray, ky: np.ndarray, out: np.ndarray, as_bf16: bool) -> None:
     """The ten maps of a replicate-padded (H + 4, W + 4) plane into ``out`` (H, W, 10): float32, or uint16 holding
     bfloat16 bits (round to nearest even) when ``as_bf16``. ``kx``, ``ky``: (5, 5) separable taps of dx, dy, dxx,
