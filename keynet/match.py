@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import torch
 
@@ -58,6 +59,60 @@ def guide(dist: torch.Tensor, predicted: np.ndarray, observed: np.ndarray, radiu
     return dist.masked_fill(torch.cdist(p, o) > radius, float("inf"))
 
 
+@numba.njit("void(uint64[:, ::1], uint64[:, ::1], float32[:, ::1], float32[:, ::1], float64, int64[::1], "
+            "float32[::1], float32[::1], int64[::1], float32[::1])", cache=True, nogil=True)
+def _guided_hamming(a: np.ndarray, b: np.ndarray, pa: np.ndarray, pb: np.ndarray, radius2: float,
+                    row_best: np.ndarray, row_d1: np.ndarray, row_d2: np.ndarray, col_best: np.ndarray,
+                    col_d: np.ndarray) -> None:
+    """Hamming distances of the pairs within ``sqrt(radius2)`` px only: each row's best column and two smallest
+    distances, each column's best row (the first one on ties, as ``argmin``). Arrays come filled with -1 / inf."""
+    for i in range(a.shape[0]):
+        for j in range(b.shape[0]):
+            dx, dy = pa[i, 0] - pb[j, 0], pa[i, 1] - pb[j, 1]
+            if dx * dx + dy * dy > radius2:
+                continue
+            bits = 0
+            for k in range(a.shape[1]):  # popcount of the xor, 64 bits at a time (SWAR)
+                v = a[i, k] ^ b[j, k]
+                v = v - ((v >> np.uint64(1)) & np.uint64(0x5555555555555555))
+                v = (v & np.uint64(0x3333333333333333)) + ((v >> np.uint64(2)) & np.uint64(0x3333333333333333))
+                v = (v + (v >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+                bits += (v * np.uint64(0x0101010101010101)) >> np.uint64(56)
+            d = np.float32(bits)
+            if d < row_d1[i]:
+                row_d2[i], row_d1[i], row_best[i] = row_d1[i], d, j
+            elif d < row_d2[i]:
+                row_d2[i] = d
+            if d < col_d[j]:
+                col_d[j], col_best[j] = d, i
+
+
+def guided_matches(a: Descriptors, b: Descriptors, predicted: np.ndarray, observed: np.ndarray, radius: float,
+                   ratio: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    """``mutual_nn_ratio(guide(distance_matrix(a, b), predicted, observed, radius), ratio)``.
+
+    Binary descriptors on the CPU are compared only for the pairs within ``radius`` (a few per row instead of
+    all of them: one numba pass); the others take the dense route.
+
+    Args:
+        a: N descriptors expected near ``predicted`` (N, 2); b: M descriptors at ``observed`` (M, 2).
+    """
+    if not (a.binary and b.binary and a.data.device.type == "cpu" and b.data.device.type == "cpu"
+            and a.data.shape[1] % 8 == 0 and a.data.shape[1] == b.data.shape[1]):
+        return mutual_nn_ratio(guide(distance_matrix(a, b), predicted, observed, radius), ratio)
+    n, m = len(a), len(b)
+    row_best, col_best = np.full(n, -1, np.int64), np.full(m, -1, np.int64)
+    row_d1, row_d2, col_d = (np.full(k, np.inf, np.float32) for k in (n, n, m))
+    words_a, words_b = (np.ascontiguousarray(d.data.numpy()).view(np.uint64) for d in (a, b))
+    _guided_hamming(words_a, words_b, np.ascontiguousarray(predicted, np.float32), np.ascontiguousarray(observed, np.float32),
+                    float(radius) ** 2, row_best, row_d1, row_d2, col_best, col_d)
+    rows = np.flatnonzero(row_best >= 0)
+    rows = rows[col_best[row_best[rows]] == rows]
+    if m >= 2 and ratio < 1:
+        rows = rows[row_d1[rows] < ratio * row_d2[rows]]
+    return np.stack([rows, row_best[rows]], 1).astype(np.int64), row_d1[rows]
+
+
 def coherent_motion(before: np.ndarray, after: np.ndarray, neighbours: int = 8, min_px: float = 3.0,
                     share: float = 0.3, gradient: float = 0.1) -> np.ndarray:
     """Which matches move like their neighbours: a wrong match jumps across the image, a right one moves with the
@@ -111,8 +166,7 @@ class TrackBook:
         prev_xy = np.full((n, 2), np.nan, np.float32)
         if self.prev is not None and n and len(self.prev[0]):
             p_desc, p_xy, p_ids, p_len = self.prev
-            dist = guide(distance_matrix(desc, p_desc), xy, p_xy, self.radius)
-            m, _ = mutual_nn_ratio(dist, self.ratio)
+            m, _ = guided_matches(desc, p_desc, xy, p_xy, self.radius, self.ratio)
             m = m[coherent_motion(p_xy[m[:, 1]], xy[m[:, 0]])]
             ids[m[:, 0]] = p_ids[m[:, 1]]
             lengths[m[:, 0]] = p_len[m[:, 1]] + 1

@@ -30,7 +30,7 @@ from .geometry import (
     pose_from_homography,
     project,
 )
-from .match import TrackBook, distance_matrix, guide, mutual_nn_ratio
+from .match import TrackBook, distance_matrix, guided_matches, mutual_nn_ratio
 from .timing import StageTimer
 
 SEARCHING, TRACKING, LOST = "searching", "tracking", "lost"
@@ -369,10 +369,11 @@ class PlanarTracker:
 
     def _match(self, track: _TargetTrack, desc: Descriptors, xy: np.ndarray, guided: bool) -> tuple[np.ndarray,
                                                                                                  np.ndarray]:
-        dist = distance_matrix(track.target.descriptors, desc)
+        target = track.target
         if guided:
-            dist = guide(dist, project(track.last_h, track.target.xy), xy, self.conf["guide_radius"])
-        return mutual_nn_ratio(dist, self.conf["ratio"])
+            return guided_matches(target.descriptors, desc, project(track.last_h, target.xy), xy,
+                                  self.conf["guide_radius"], self.conf["ratio"])
+        return mutual_nn_ratio(distance_matrix(target.descriptors, desc), self.conf["ratio"])
 
     def _track_target(self, track: _TargetTrack, desc: Descriptors, xy: np.ndarray, timer: StageTimer,
                       camera: Camera, stamp: float, match_distances: np.ndarray, grey: np.ndarray) -> TargetResult:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from keynet.describe import Descriptors
-from keynet.match import TrackBook, coherent_motion, distance_matrix, guide, mutual_nn_ratio
+from keynet.match import TrackBook, coherent_motion, distance_matrix, guide, guided_matches, mutual_nn_ratio
 
 
 def binary(rows: np.ndarray) -> Descriptors:
@@ -44,6 +45,24 @@ def first_frame(seed: int, n: int, extent: float, **conf):
     desc, xy = rng.integers(0, 256, (n, 32)), rng.uniform(0, extent, (n, 2))
     book = TrackBook(**conf)
     return rng, desc, xy, book, *book.update(binary(desc), xy)[:2]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize(("radius", "ratio"), [(40.0, 0.9), (25.0, 0.8), (1e4, 0.9), (40.0, 1.0)])
+def test_sparse_guided_matching_equals_the_dense_route(seed, radius, ratio):
+    rng = np.random.default_rng(seed)
+    n, m = 300, 200
+    base = rng.integers(0, 256, (m, 32), dtype=np.uint8)
+    noisy = base[rng.integers(0, m, n)] ^ (rng.random((n, 32, 8)) < 0.1).astype(np.uint8) @ (1 << np.arange(8))
+    a = Descriptors(np.arange(n), torch.from_numpy(noisy.astype(np.uint8)), True)
+    b = Descriptors(np.arange(m), torch.from_numpy(base), True)
+    pa, pb = rng.uniform(0, 300, (n, 2)), rng.uniform(0, 300, (m, 2))
+    got, got_d = guided_matches(a, b, pa, pb, radius, ratio)
+    want, want_d = mutual_nn_ratio(guide(distance_matrix(a, b), pa, pb, radius), ratio)
+    if ratio < 1:  # with the test off, which of two equally near columns a row takes is the implementation's
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got_d, want_d)
+    assert len(got) > 0 and np.all(np.linalg.norm(pa[got[:, 0]] - pb[got[:, 1]], axis=1) <= radius)
 
 
 def test_tracks_get_ids_and_lengths():
