@@ -12,6 +12,7 @@ from keynet.geometry import (
     corners_of,
     estimate_homography,
     implausible,
+    match_local_brightness,
     pose_from_homography,
     project,
 )
@@ -61,6 +62,34 @@ def test_alignment_near_the_target_edge_is_not_pulled_by_the_background():
     before = np.linalg.norm(project(h_start, c) - project(h_true, c), axis=1).max()
     after = np.linalg.norm(project(aligned, c) - project(h_true, c), axis=1).max()
     assert before > 1.0 and after < 0.5 * before  # over black, every window is dragged off: worse than the start
+
+
+def test_alignment_is_not_biased_by_a_change_of_lighting():
+    # The frame is darker on the left than on the right, and brighter overall, than the target (a lamp beside the
+    # poster, an exposure change): a brightness difference biases Lucas-Kanade unless it is compensated.
+    rng = np.random.default_rng(3)
+    target = cv2.GaussianBlur(rng.uniform(0, 255, (240, 320)).astype(np.float32), (0, 0), 2.0)
+    target = cv2.normalize(target, None, 40, 200, cv2.NORM_MINMAX).astype(np.uint8)
+    h_true = np.array([[1.1, 0.15, 120], [-0.1, 0.95, 90], [2e-4, -1e-4, 1]])
+    frame = cv2.warpPerspective(target, h_true, (640, 480), flags=cv2.INTER_CUBIC).astype(np.float32)
+    frame = np.clip(frame * np.linspace(0.6, 1.3, 640, dtype=np.float32)[None] + 25, 0, 255).astype(np.uint8)
+    c = corners_of(320, 240)
+    h_start = cv2.getPerspectiveTransform(c, (project(h_true, c) + rng.uniform(-1.5, 1.5, (4, 2))).astype(np.float32))
+    points = rng.uniform([20, 20], [300, 220], (150, 2))
+    aligned = align_homography(target, frame, h_start, points)
+    assert np.linalg.norm(project(aligned, c) - project(h_true, c), axis=1).max() < 0.15
+
+
+def test_local_brightness_follows_a_slow_lighting_change_and_keeps_the_texture():
+    rng = np.random.default_rng(4)
+    image = cv2.GaussianBlur(rng.uniform(0, 255, (240, 320)).astype(np.float32), (0, 0), 1.5)
+    image = cv2.normalize(image, None, 60, 180, cv2.NORM_MINMAX)
+    ramp = np.linspace(0.7, 1.2, 320, dtype=np.float32)[None]
+    reference = np.clip(image * ramp + 20, 0, 255).astype(np.uint8)
+    inside = np.ones(image.shape, bool)
+    out = match_local_brightness(image.astype(np.uint8), reference, inside)
+    error = np.abs(out.astype(np.float32) - reference)[16:-16, 16:-16]
+    assert error.mean() < 2.0 and np.abs(image[16:-16, 16:-16] - reference[16:-16, 16:-16]).mean() > 10
 
 
 def test_alignment_keeps_the_homography_on_a_textureless_target():
