@@ -85,7 +85,7 @@ def match_local_brightness(image: np.ndarray, reference: np.ndarray, inside: np.
     return np.clip(out, 0, 255, out=out).astype(np.uint8)
 
 
-def align_homography(target: np.ndarray, frame: np.ndarray, h: np.ndarray, points: np.ndarray, window: int = 21,
+def align_homography(target: np.ndarray, frame: np.ndarray, h: np.ndarray, points: np.ndarray, window: int = 31,
                      max_shift: float = 2.0) -> np.ndarray:
     """Refine ``h`` (target -> frame) photometrically: the target warped by ``h``, in the frame's local lighting
     (``match_local_brightness``), is aligned to the frame around ``points`` by pyramidal Lucas-Kanade, and the
