@@ -124,6 +124,23 @@ def test_fused_handcrafted_maps_equal_the_model_block_inside_and_round_once_to_b
     assert torch.equal(bf16, fp32.to(torch.bfloat16))  # round to nearest even, as torch converts
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_the_torch_route_of_other_devices_equals_the_cpu_kernels(fused):
+    # CUDA takes the torch ops (convolutions, interpolate, max-pool); the CPU takes OpenCV and numba: same response.
+    from keynet.inference import FastKeyNetResponse
+
+    model = KeyNet()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    model.eval()
+    x = torch.rand(1, 1, 96, 128)
+    with torch.no_grad():
+        cpu = FastKeyNetResponse(model, fused, torch.float32, opencv=True)(x)
+        other = FastKeyNetResponse(model, fused, torch.float32, opencv=False)(x)
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))  # the pyramid's borders differ by a pixel
+    torch.testing.assert_close(cpu[inner], other[inner], rtol=1e-4, atol=1e-4 * float(other.abs().max()))
+
+
 def test_fast_mode_matches_exact_away_from_the_border(authors_weights):
     from keynet.weights import load_model
 
