@@ -113,17 +113,12 @@ def window_max(response: torch.Tensor, window: int) -> torch.Tensor:
 
 
 def ring_max(response: torch.Tensor) -> torch.Tensor:
-    """The maximum of each pixel's 8 neighbours, not the pixel itself (outside the image counts as -inf).
+    """The maximum of each pixel's 8 neighbours, not the pixel itself (outside the image counts as -inf); the
+    torch route of ``local_maxima`` (the CPU's numba pass tests its neighbours itself).
 
     Shape:
         (B, 1, H, W) -> (B, 1, H, W).
     """
-    if response.device.type == "cpu" and response.dtype == torch.float32:
-        ring = np.ones((3, 3), np.uint8)
-        ring[1, 1] = 0
-        planes = [cv2.dilate(p.numpy(), ring, borderType=cv2.BORDER_CONSTANT, borderValue=float("-inf"))
-                  for p in response[:, 0]]
-        return torch.from_numpy(np.stack(planes))[:, None]
     h, w = response.shape[-2:]
     padded = F.pad(response, (1, 1, 1, 1), value=float("-inf"))
     shifted = [padded[..., dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3) if (dy, dx) != (1, 1)]

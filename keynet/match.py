@@ -104,8 +104,8 @@ def guided_matches(a: Descriptors, b: Descriptors, predicted: np.ndarray, observ
     row_best, col_best = np.full(n, -1, np.int64), np.full(m, -1, np.int64)
     row_d1, row_d2, col_d = (np.full(k, np.inf, np.float32) for k in (n, n, m))
     words_a, words_b = (np.ascontiguousarray(d.data.numpy()).view(np.uint64) for d in (a, b))
-    _guided_hamming(words_a, words_b, np.ascontiguousarray(predicted, np.float32), np.ascontiguousarray(observed, np.float32),
-                    float(radius) ** 2, row_best, row_d1, row_d2, col_best, col_d)
+    at_a, at_b = (np.ascontiguousarray(p, np.float32) for p in (predicted, observed))
+    _guided_hamming(words_a, words_b, at_a, at_b, float(radius) ** 2, row_best, row_d1, row_d2, col_best, col_d)
     rows = np.flatnonzero(row_best >= 0)
     rows = rows[col_best[row_best[rows]] == rows]
     if m >= 2 and ratio < 1:
