@@ -162,14 +162,12 @@ def _strict_maxima_mask(r: np.ndarray, window: np.ndarray, radius: int, border: 
                 out[y, x] = 1
 
 
-def _local_maxima_cpu(r: torch.Tensor, nms_size: int, border: int,
+def _local_maxima_cpu(r: torch.Tensor, window: torch.Tensor, nms_size: int, border: int,
                       threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``local_maxima`` of one (H, W) CPU float32 map: OpenCV's window maximum, then one numba pass."""
+    """``local_maxima`` of one (H, W) CPU float32 map, given its ``window_max``: one numba pass."""
     plane = r.numpy()
-    window = cv2.dilate(plane, np.ones((nms_size, nms_size), np.uint8), borderType=cv2.BORDER_CONSTANT,
-                        borderValue=float("-inf"))
     mask = np.zeros(plane.shape, np.uint8)
-    _strict_maxima_mask(plane, window, nms_size // 2, border, float(threshold), mask)
+    _strict_maxima_mask(plane, window.numpy(), nms_size // 2, border, float(threshold), mask)
     y, x = np.nonzero(mask)
     scores = plane[y, x]
     order = np.argsort(-scores, kind="stable")
@@ -200,7 +198,8 @@ def local_maxima(
         raise ValueError(f"nms_size must be a positive odd number; got {nms_size}")
     r = response[:, 0]
     if r.device.type == "cpu" and r.dtype == torch.float32 and nms_size > 1:
-        return [_local_maxima_cpu(plane, nms_size, border, threshold) for plane in r]
+        windows = window_max(response, nms_size)[:, 0]  # OpenCV's dilation
+        return [_local_maxima_cpu(plane, window, nms_size, border, threshold) for plane, window in zip(r, windows)]
     candidates = r > threshold
     if nms_size > 1:
         # strictly above the 8 neighbours (dense: a flat region would leave every pixel a candidate), and the

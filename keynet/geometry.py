@@ -67,15 +67,16 @@ def match_local_brightness(image: np.ndarray, reference: np.ndarray, inside: np.
     half = (max(1, w // 2), max(1, h // 2))
     small = (max(1, w // cell), max(1, h // cell))
     mask = cv2.resize(inside.astype(np.float32), half, interpolation=cv2.INTER_AREA)
-    x, ref = (cv2.resize(a, half, interpolation=cv2.INTER_AREA).astype(np.float32) * mask for a in (image, reference))
+    x, ref = (cv2.resize(a, half, interpolation=cv2.INTER_AREA).astype(np.float32) for a in (image, reference))
 
     def local_mean(a: np.ndarray) -> np.ndarray:
         return cv2.GaussianBlur(cv2.resize(a, small, interpolation=cv2.INTER_AREA), (0, 0), sigma)
 
     weight = local_mean(mask) + 1e-4
-    mean_x, mean_ref = local_mean(x) / weight, local_mean(ref) / weight
-    var_x = local_mean(x * x / np.maximum(mask, 1e-4)) / weight - mean_x**2
-    var_ref = local_mean(ref * ref / np.maximum(mask, 1e-4)) / weight - mean_ref**2
+    x_in, ref_in = x * mask, ref * mask
+    mean_x, mean_ref = local_mean(x_in) / weight, local_mean(ref_in) / weight
+    var_x = local_mean(x * x_in) / weight - mean_x**2
+    var_ref = local_mean(ref * ref_in) / weight - mean_ref**2
     gain = np.sqrt(np.maximum(var_ref, 1.0) / np.maximum(var_x, 1.0))
     offset = mean_ref - gain * mean_x
     gain, offset = (cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) for m in (gain, offset))

@@ -23,9 +23,9 @@ Both use the same algebra as the model, rearranged for speed:
       numba pass over the image that writes the maps channels-last in the blocks' dtype (3x faster than filtering,
       multiplying and stacking the maps one by one);
     - bfloat16 for the handcrafted maps and the learned blocks where the hardware has native bf16 (AMX /
-      AVX-512-BF16 CPUs, CUDA); the maps are computed in fp32 and rounded once, and the merge of the levels and the last
-      convolution stay fp32: rounding the response itself reorders near-equal maxima and loses top-ranked
-      keypoints, rounding the hidden activations does not;
+      AVX-512-BF16 CPUs, CUDA); the maps are computed in fp32 and rounded once, and the merge of the levels and
+      the last convolution stay fp32: rounding the response itself reorders near-equal maxima and loses
+      top-ranked keypoints, rounding the hidden activations does not;
     - ``compile=True`` wraps it in ``torch.compile`` on CUDA.
 """
 
