@@ -15,7 +15,7 @@ One descriptor for all: kornia's RootSIFT (``SIFTDescriptor``) of a 16x16 patch 
 4x4 samples; kornia samples it from the level of an image pyramid that avoids aliasing), upright (orientation is
 ignored for every detector, as the paper does), matched by mutual nearest neighbour among the protocol's points.
 Our Key.Net runs in ``exact`` mode by default, the same algebra as kornia's, so that the two can be compared point
-for point; ``--mode fast`` measures the fast inference mode instead (about 1.5x faster detection here).
+for point; ``--mode fast`` measures the fast inference mode instead (2.5x faster at 640x480: bench/results/speed-cpu.md).
 Matching score = matches within 5 px / min(points in either image), the Key.Net authors' benchmark threshold;
 MMA(t) = share of the matches within t px, t = 1..10; homography accuracy = share of pairs whose
 ``cv2.findHomography(USAC_MAGSAC, 3 px)`` from the matches moves image 1's corners by less than 1, 3 and 5 px
