@@ -49,90 +49,13 @@ def estimate_homography(src: np.ndarray, dst: np.ndarray, threshold: float = 3.0
     return h / h[2, 2] if abs(h[2, 2]) > 1e-12 else h, inliers
 
 
-def match_local_brightness(image: np.ndarray, reference: np.ndarray, inside: np.ndarray, cell: int = 16,
-                           sigma: float = 1.5) -> np.ndarray:
-    """``image`` with its local mean and contrast made those of ``reference``, both measured over ``inside``.
-
-    The statistics are taken on a grid of ``cell``-pixel cells (from the images at half size), smoothed over
-    ``sigma`` cells and interpolated back, so a lighting change that varies slowly across the view (a lamp to one
-    side, the exposure) is removed while texture is kept.
-
-    Args:
-        image, reference: (H, W) uint8; inside: (H, W) bool, where both show the same surface.
-
-    Returns:
-        (H, W) uint8.
-    """
-    h, w = reference.shape
-    half = (max(1, w // 2), max(1, h // 2))
-    small = (max(1, w // cell), max(1, h // cell))
-    mask = cv2.resize(inside.astype(np.float32), half, interpolation=cv2.INTER_AREA)
-    x, ref = (cv2.resize(a, half, interpolation=cv2.INTER_AREA).astype(np.float32) for a in (image, reference))
-
-    def local_mean(a: np.ndarray) -> np.ndarray:
-        return cv2.GaussianBlur(cv2.resize(a, small, interpolation=cv2.INTER_AREA), (0, 0), sigma)
-
-    weight = local_mean(mask) + 1e-4
-    x_in, ref_in = x * mask, ref * mask
-    mean_x, mean_ref = local_mean(x_in) / weight, local_mean(ref_in) / weight
-    var_x = local_mean(x * x_in) / weight - mean_x**2
-    var_ref = local_mean(ref * ref_in) / weight - mean_ref**2
-    gain = np.sqrt(np.maximum(var_ref, 1.0) / np.maximum(var_x, 1.0))
-    offset = mean_ref - gain * mean_x
-    gain, offset = (cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) for m in (gain, offset))
-    out = image.astype(np.float32)
-    out *= gain
-    out += offset
-    return np.clip(out, 0, 255, out=out).astype(np.uint8)
-
-
-def align_homography(target: np.ndarray, frame: np.ndarray, h: np.ndarray, points: np.ndarray, window: int = 31,
-                     max_shift: float = 2.0) -> np.ndarray:
-    """Refine ``h`` (target -> frame) photometrically: the target warped by ``h``, in the frame's local lighting
-    (``match_local_brightness``), is aligned to the frame around ``points`` by pyramidal Lucas-Kanade, and the
-    homography is fitted again to the aligned positions.
-
-    Keypoint positions carry the detector's localisation noise; the aligned positions do not, so the corners
-    settle to a fraction of a pixel. Points that move by more than ``max_shift`` px or fail to converge are
-    dropped; with fewer than ``MIN_MATCHES`` left, ``h`` is returned unchanged.
-
-    Args:
-        target: (h, w) uint8 grey target image; frame: (H, W) uint8 grey frame; h: 3x3 homography.
-        points: (N, 2) target points to align at (textured places: the inlier keypoints).
-
-    Returns:
-        3x3 float64 homography.
-    """
-    if len(points) < MIN_MATCHES:
-        return h
-    # The target, in the frame's lighting, over the frame itself: windows reaching past its edge see the scene
-    # there, not black, and a brightness difference does not pull Lucas-Kanade (it made 3/4 of the demo's corner
-    # error). Only the target's bounding box in the frame is warped and relit.
-    quad = project(h, corners_of(target.shape[1], target.shape[0]))
-    x0, y0 = np.floor(np.maximum(quad.min(0), 0)).astype(int)
-    x1, y1 = np.ceil(np.minimum(quad.max(0) + 1, [frame.shape[1], frame.shape[0]])).astype(int)
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        return h
-    box = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64) @ h
-    size = (int(x1 - x0), int(y1 - y0))
-    inside = cv2.warpPerspective(np.full(target.shape[:2], 255, np.uint8), box, size, flags=cv2.INTER_NEAREST) > 0
-    lit = match_local_brightness(cv2.warpPerspective(target, box, size, flags=cv2.INTER_LINEAR),
-                                 frame[y0:y1, x0:x1], inside)
-    warped = frame.copy()
-    np.copyto(warped[y0:y1, x0:x1], lit, where=inside)
-    predicted = project(h, points).astype(np.float32).reshape(-1, 1, 2)
-    aligned, status, _ = cv2.calcOpticalFlowPyrLK(
-        warped, frame, predicted, predicted.copy(), winSize=(window, window), maxLevel=1,
-        flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
-        criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 0.01))
-    shift = np.linalg.norm(aligned - predicted, axis=2).ravel()
-    ok = status.ravel().astype(bool) & (shift < max_shift)
-    if ok.sum() < MIN_MATCHES:
-        return h
-    refined, _ = cv2.findHomography(np.float32(points[ok]), aligned[ok], 0)
-    if refined is None or not np.isfinite(refined).all() or abs(refined[2, 2]) < 1e-12:
-        return h
-    return refined / refined[2, 2]
+def local_scale(h: np.ndarray, point: np.ndarray) -> float:
+    """How much ``h`` magnifies around ``point`` (2,): the square root of its Jacobian's determinant there."""
+    x, y = float(point[0]), float(point[1])
+    w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
+    u, v = (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / w, (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / w
+    jac = np.array([[h[0, 0] - u * h[2, 0], h[0, 1] - u * h[2, 1]], [h[1, 0] - v * h[2, 0], h[1, 1] - v * h[2, 1]]]) / w
+    return float(np.sqrt(abs(np.linalg.det(jac))))
 
 
 def implausible(h: np.ndarray | None, corners: np.ndarray, min_area: float = 100.0,

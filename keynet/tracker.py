@@ -18,15 +18,16 @@ import cv2
 import numpy as np
 import torch
 
+from .align import align_homography
 from .describe import Describer, Descriptors
 from .detect import KeyNetDetector, Keypoints
 from .geometry import (
     Camera,
     Pose,
-    align_homography,
     corners_of,
     estimate_homography,
     implausible,
+    local_scale,
     pose_from_homography,
     project,
 )
@@ -95,7 +96,11 @@ class TargetQuality:
 
 @dataclass
 class Target:
-    """A planar target: its image, size, described keypoints (over a small pyramid of itself) and quality."""
+    """A planar target: its image, size, described keypoints (over a small pyramid of itself) and quality.
+
+    ``xy`` (N, 2) are in the target's pixels; ``scales`` (N,) the pyramid level (target scale) each was found at
+    and ``scores`` (N,) its detector score (without them: one level, equal scores).
+    """
 
     name: str
     image: np.ndarray
@@ -103,10 +108,18 @@ class Target:
     xy: np.ndarray
     descriptors: Descriptors
     quality: TargetQuality | None = None
+    scales: np.ndarray | None = None
+    scores: np.ndarray | None = None
     grey: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.grey = self.image if self.image.ndim == 2 else cv2.cvtColor(self.image, cv2.COLOR_BGR2GRAY)
+        n = len(self.xy)
+        self.scales = np.ones(n, np.float32) if self.scales is None else np.asarray(self.scales, np.float32)
+        self.scores = np.zeros(n, np.float32) if self.scores is None else np.asarray(self.scores, np.float32)
+        if len(self.scales) != n or len(self.scores) != n:
+            raise ValueError(f"target {self.name!r}: {n} points but {len(self.scales)} scales and "
+                             f"{len(self.scores)} scores")
 
     @property
     def corners(self) -> np.ndarray:
@@ -176,6 +189,30 @@ class FrameResult:
                 "targets": [t.to_dict() for t in self.targets], "timings_ms": self.timings_ms, "events": self.events}
 
 
+def alignment_points(target: Target, h: np.ndarray, frame_shape: tuple[int, ...], inlier_rows: np.ndarray,
+                     count: int, margin: float = 8.0) -> np.ndarray:
+    """(K, 2) target points to align at: the inliers' (``inlier_rows`` of ``target.xy``) and the ``count``
+    best-scoring keypoints of the target level closest to the scale ``h`` shows the target at (its detector's
+    choice of textured places for this view) that ``h`` maps inside the frame, ``margin`` px from its border.
+
+    More points than the inliers alone steady the fit when few match (blur, a fast turn); the robust fit of
+    ``align_homography`` drops those that are hidden.
+    """
+    if count <= 0:
+        return target.xy[inlier_rows]
+    w, hgt = target.size
+    scale = local_scale(h, np.array([w / 2, hgt / 2]))
+    levels = np.unique(target.scales)
+    level = levels[np.argmin(np.abs(np.log(levels / max(scale, 1e-6))))]
+    rows = np.flatnonzero(target.scales == level)
+    seen = project(h, target.xy[rows])
+    inside = ((seen[:, 0] >= margin) & (seen[:, 1] >= margin) & (seen[:, 0] < frame_shape[1] - margin)
+              & (seen[:, 1] < frame_shape[0] - margin))
+    rows = rows[inside]
+    best = rows[np.argsort(-target.scores[rows], kind="stable")[:count]]
+    return target.xy[np.union1d(inlier_rows, best)]
+
+
 class _TargetTrack:
     """Per-target state between frames."""
 
@@ -210,6 +247,7 @@ class PlanarTracker:
         "smoothing": {"min_cutoff": 2.0, "beta": 0.2, "d_cutoff": 1.0},  # One-Euro filter of the corners
         "fov_deg": 60.0,  # default camera when no calibration is given
         "align": True,  # refine each homography by aligning the warped target to the frame (align_homography)
+        "align_points": 200,  # besides the inliers, align at this many keypoints of the target's nearest level
         "keep_response": False,  # return each frame's Key.Net response in ``FrameResult.response`` (heatmap views)
     }
 
@@ -250,7 +288,7 @@ class PlanarTracker:
         if image is None or image.size == 0:
             raise ValueError(f"target {name!r} is an empty image")
         h, w = image.shape[:2]
-        xys, descs = [], []
+        xys, descs, scales, scores = [], [], [], []
         for s in self.conf["target_scales"]:
             scaled = image if s == 1 else cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
             if min(scaled.shape[:2]) < self.detector.min_image_side:
@@ -258,6 +296,8 @@ class PlanarTracker:
             kps = self.detector.detect(scaled, self.conf["target_keypoints"])[0]
             d = self.describer(scaled, kps)
             xys.append(kps.xy.cpu().numpy()[d.index] / s)
+            scores.append(kps.score.cpu().numpy()[d.index])
+            scales.append(np.full(len(d.index), s, np.float32))
             descs.append(d)
         n = sum(len(x) for x in xys)
         minimum = self.conf["min_target_keypoints"]
@@ -266,7 +306,8 @@ class PlanarTracker:
                              "(choose a larger or more textured region)")
         desc = Descriptors(np.concatenate([d.index for d in descs]), torch.cat([d.data for d in descs]),
                            descs[0].binary)
-        return Target(name, image, (w, h), np.concatenate(xys).astype(np.float32), desc)
+        return Target(name, image, (w, h), np.concatenate(xys).astype(np.float32), desc, None,
+                      np.concatenate(scales), np.concatenate(scores))
 
     def add_target(self, image: np.ndarray, name: str | None = None, assess: bool = False) -> Target:
         """Track the planar ``image`` ((H, W[, 3]) uint8); with ``assess`` its ``quality`` is filled in."""
@@ -407,7 +448,8 @@ class PlanarTracker:
         match_distances[desc.index[m[:, 1]]] = dists
         if self.conf["align"]:
             with timer("align"):
-                aligned = align_homography(target.grey, grey, h, target.xy[m[inliers, 0]])
+                points = alignment_points(target, h, grey.shape, m[inliers, 0], self.conf["align_points"])
+                aligned = align_homography(target.grey, grey, h, points)
                 h = h if implausible(aligned, target.corners) else aligned
         track.misses = 0
         track.last_h = h

@@ -11,7 +11,7 @@ from keynet.describe import Describer
 from keynet.detect import KeyNetDetector
 from keynet.geometry import corners_of
 from keynet.sources import open_source
-from keynet.tracker import LOST, TRACKING, OneEuroFilter, PlanarTracker
+from keynet.tracker import LOST, TRACKING, OneEuroFilter, PlanarTracker, Target, alignment_points
 from keynet.weights import load_model
 
 
@@ -117,3 +117,20 @@ def test_one_euro_filter_smooths_noise_and_follows_steps():
     assert np.std(still[30:]) < 0.7  # the raw noise has std 1
     moved = [f(np.array([10.0 + 5 * t]), 2 + t / 30)[0] for t in range(30)]
     assert abs(moved[-1] - (10 + 5 * 29)) < 15
+
+
+def test_alignment_points_are_the_inliers_and_the_best_keypoints_of_the_level_in_view():
+    # Two levels: full size (scores 0..99) and half size (scores 100..199, every other point outside the frame).
+    grid = np.stack(np.meshgrid(np.arange(10) * 40 + 20, np.arange(10) * 30 + 20), -1).reshape(-1, 2).astype(np.float32)
+    xy = np.concatenate([grid, grid])
+    scales = np.repeat([1.0, 0.5], 100)
+    scores = np.arange(200, dtype=np.float32)
+    target = Target("t", np.zeros((300, 400), np.uint8), (400, 300), xy, None, None, scales, scores)
+    seen_at_half = np.array([[0.5, 0, 0], [0, 0.5, 0], [0, 0, 1.0]])  # the target shown at half size
+    frame_shape = (480, 110)  # x < 204 in the target: 8 px or more inside the frame's right edge (x = 20..180)
+    inliers = np.array([3, 7])
+    points = alignment_points(target, seen_at_half, frame_shape, inliers, count=10)
+    half_rows = 100 + np.flatnonzero(grid[:, 0] <= 180)
+    expected = np.union1d(inliers, half_rows[np.argsort(-scores[half_rows])[:10]])
+    assert np.array_equal(points, xy[expected])
+    assert np.array_equal(alignment_points(target, seen_at_half, frame_shape, inliers, count=0), xy[inliers])
