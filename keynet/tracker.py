@@ -247,7 +247,7 @@ class PlanarTracker:
         "smoothing": {"min_cutoff": 2.0, "beta": 0.2, "d_cutoff": 1.0},  # One-Euro filter of the corners
         "fov_deg": 60.0,  # default camera when no calibration is given
         "align": True,  # refine each homography by aligning the warped target to the frame (align_homography)
-        "align_points": 150,  # besides the inliers, align at this many keypoints of the target's nearest level
+        "align_points": 200,  # besides the inliers, align at this many keypoints of the target's nearest level
         "keep_response": False,  # return each frame's Key.Net response in ``FrameResult.response`` (heatmap views)
     }
 
