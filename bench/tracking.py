@@ -2,7 +2,8 @@
 
 Sequences (all at 640x480):
 - ``demo``: the bundled rendered sequence (keynet.demo), ground truth homographies;
-- ``photo-*``: the same renderer applied to ``../shared/data/eval_sequences/*/1.png`` (centre crop 400x300);
+- ``photo-*``: the same renderer applied to ``../shared/data/eval_sequences/*/1.png`` (centre crop 400x300), each of
+  the 11 distinct photos once;
 - ``visp_postcard_a``, ``visp_postcard_b`` (first ``--real-frames`` frames) and ``freiburg``: real clips without
   ground truth; the target is a rectangle of the first frame, as a user would drag it: the postcard's bounding box
   (``CLIP_ROIS``, picked by eye) in the postcard clips, the centre 50% x 50% in freiburg (a desk, not a plane).
@@ -20,6 +21,7 @@ labelled "speed only, untrained weights".
 from __future__ import annotations
 
 import argparse
+import hashlib
 import time
 from pathlib import Path
 
@@ -70,9 +72,15 @@ class OpenCVDetector:
 
 
 def photo_sequences(count: int, frames: int) -> list[tuple[str, Path]]:
-    """Render ``count`` eval photos (centre 400x300 crops of their 1.png) along the demo's camera path."""
+    """Render ``count`` eval photos (centre 400x300 crops of their 1.png, each photo once: an ``i_`` and a ``v_``
+    sequence may start from the same one), evenly spread over them, along the demo's camera path."""
+    photos: dict[bytes, Path] = {}
+    for folder in sorted((SHARED / "eval_sequences").iterdir()):
+        if (folder / "1.png").is_file():
+            photos.setdefault(hashlib.sha1((folder / "1.png").read_bytes()).digest(), folder)
+    unique = list(photos.values())
     out = []
-    for folder in sorted((SHARED / "eval_sequences").iterdir())[:: max(1, 22 // count)][:count]:
+    for folder in unique[:: max(1, len(unique) // count)][:count]:
         image = cv2.imread(str(folder / "1.png"))
         if image is None:
             continue
@@ -84,7 +92,7 @@ def photo_sequences(count: int, frames: int) -> list[tuple[str, Path]]:
         dest = cache_dir() / "bench" / f"{folder.name}-{frames}-v{DEMO_VERSION}"
         if not (dest / "homographies.json").is_file():
             render_sequence(dest, target, frames)
-        out.append((f"photo-{folder.name}", dest))
+        out.append((f"photo-{folder.name.split('_', 1)[-1]}", dest))  # the photo, not the i_/v_ sequence
     return out
 
 
@@ -200,7 +208,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=str(REPO.parent / "shared/reference/keynet_official/keynet_pytorch.pth"))
     parser.add_argument("--num", type=int, default=500)
-    parser.add_argument("--photos", type=int, default=3)
+    parser.add_argument("--photos", type=int, default=11, help="rendered eval photos (default 11: each one)")
     parser.add_argument("--photo-frames", type=int, default=60)
     parser.add_argument("--real-frames", type=int, default=120)
     parser.add_argument("--tag", default="cpu")
