@@ -190,14 +190,15 @@ def align_homography(target: np.ndarray, frame: np.ndarray, h: np.ndarray, point
     size = (int(x1 - x0), int(y1 - y0))
     to_box = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64)
     weights = None
+    opaque = np.full(target.shape[:2], 255, np.uint8)
     for _ in range(passes):
         # The target, in the frame's lighting, over the frame itself: windows reaching past its edge see the scene
         # there, not black, and a brightness difference does not pull Lucas-Kanade. Only the target's bounding box
         # is warped; its mask and lighting follow h (measured with a stale mask, the edge cells are off), the
         # weights of the first pass serve the next.
-        box = cv2.warpPerspective(target, to_box @ h, size, flags=cv2.INTER_LINEAR)
-        inside = cv2.warpPerspective(np.full(target.shape[:2], 255, np.uint8), to_box @ h, size,
-                                     flags=cv2.INTER_NEAREST) > 0
+        in_box = to_box @ h
+        box = cv2.warpPerspective(target, in_box, size, flags=cv2.INTER_LINEAR)
+        inside = cv2.warpPerspective(opaque, in_box, size, flags=cv2.INTER_NEAREST) > 0
         gain, offset = local_brightness_transfer(box, frame[y0:y1, x0:x1], inside)
         warped = frame.copy()
         np.copyto(warped[y0:y1, x0:x1], relight(box, gain, offset), where=inside)

@@ -111,6 +111,7 @@ class Target:
     scales: np.ndarray | None = None
     scores: np.ndarray | None = None
     grey: np.ndarray = field(init=False, repr=False)
+    level_rows: dict[float, np.ndarray] = field(init=False, repr=False)  # level -> its rows, best score first
 
     def __post_init__(self) -> None:
         self.grey = self.image if self.image.ndim == 2 else cv2.cvtColor(self.image, cv2.COLOR_BGR2GRAY)
@@ -120,6 +121,8 @@ class Target:
         if len(self.scales) != n or len(self.scores) != n:
             raise ValueError(f"target {self.name!r}: {n} points but {len(self.scales)} scales and "
                              f"{len(self.scores)} scores")
+        by_score = np.argsort(-self.scores, kind="stable")
+        self.level_rows = {float(s): by_score[self.scales[by_score] == s] for s in np.unique(self.scales)}
 
     @property
     def corners(self) -> np.ndarray:
@@ -202,15 +205,12 @@ def alignment_points(target: Target, h: np.ndarray, frame_shape: tuple[int, ...]
         return target.xy[inlier_rows]
     w, hgt = target.size
     scale = local_scale(h, np.array([w / 2, hgt / 2]))
-    levels = np.unique(target.scales)
-    level = levels[np.argmin(np.abs(np.log(levels / max(scale, 1e-6))))]
-    rows = np.flatnonzero(target.scales == level)
+    level = min(target.level_rows, key=lambda s: abs(math.log(s / max(scale, 1e-6))))
+    rows = target.level_rows[level]
     seen = project(h, target.xy[rows])
     inside = ((seen[:, 0] >= margin) & (seen[:, 1] >= margin) & (seen[:, 0] < frame_shape[1] - margin)
               & (seen[:, 1] < frame_shape[0] - margin))
-    rows = rows[inside]
-    best = rows[np.argsort(-target.scores[rows], kind="stable")[:count]]
-    return target.xy[np.union1d(inlier_rows, best)]
+    return target.xy[np.union1d(inlier_rows, rows[inside][:count])]
 
 
 class _TargetTrack:
