@@ -14,7 +14,7 @@ from app import prefer_sleeping_threads
 prefer_sleeping_threads()  # before torch loads (keynet imports it): see app/__init__.py
 
 from keynet import cli  # noqa: E402
-from keynet.inference import keep_freed_memory  # noqa: E402
+from keynet.runtime import keep_freed_memory  # noqa: E402
 from keynet.track_cli import add_track_command  # noqa: E402
 
 

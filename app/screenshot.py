@@ -20,7 +20,7 @@ from PyQt6.QtCore import QEventLoop, QPointF, QTimer  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
 from keynet.files import atomic_path  # noqa: E402
-from keynet.inference import keep_freed_memory  # noqa: E402
+from keynet.runtime import keep_freed_memory  # noqa: E402
 
 from .main_window import MainWindow  # noqa: E402
 from .pipeline import SourceSpec  # noqa: E402

@@ -126,7 +126,7 @@ def run_child(args: argparse.Namespace) -> int:
     from PyQt6.QtWidgets import QApplication
 
     from app.pipeline import SourceSpec
-    from keynet.inference import keep_freed_memory
+    from keynet.runtime import keep_freed_memory
 
     keep_freed_memory()
     cores = os.cpu_count() or 1

@@ -50,7 +50,7 @@ from keynet.datasets import Sequence, find_sequences
 from keynet.detect import KeyNetDetector
 from keynet.files import atomic_path, atomic_write_json, atomic_write_text
 from keynet.image import to_grey_tensor
-from keynet.inference import keep_freed_memory
+from keynet.runtime import keep_freed_memory
 from keynet.metrics import (
     TOP_K,
     common_region_masks,

@@ -27,7 +27,8 @@ from tqdm import tqdm
 from bench.machine import describe_machine, machine_line
 from bench.readme import replace_section
 from keynet.files import atomic_write_json, atomic_write_text
-from keynet.inference import keep_freed_memory, response_function
+from keynet.inference import response_function
+from keynet.runtime import keep_freed_memory
 from keynet.model import KeyNet, TinyKeyNet
 from keynet.weights import load_checkpoint
 

@@ -36,7 +36,7 @@ from keynet.describe import Describer
 from keynet.detect import Keypoints
 from keynet.files import atomic_write_json, atomic_write_text
 from keynet.geometry import project
-from keynet.inference import keep_freed_memory
+from keynet.runtime import keep_freed_memory
 from keynet.model import build_model
 from keynet.sources import open_source
 from keynet.tracker import TRACKING, PlanarTracker, tracking_detector

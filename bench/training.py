@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from keynet.files import atomic_write_json, atomic_write_text
-from keynet.inference import keep_freed_memory
+from keynet.runtime import keep_freed_memory
 from trainer.train import Trainer, resolve_device
 
 from .machine import describe_machine, machine_line

@@ -31,9 +31,7 @@ Both use the same algebra as the model, rearranged for speed:
 
 from __future__ import annotations
 
-import ctypes
 import functools
-import sys
 from collections.abc import Callable
 
 import cv2
@@ -59,24 +57,6 @@ def native_bf16(device: torch.device) -> bool:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without oneDNN's bf16 query
         return False
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc's malloc to keep freed blocks instead of returning them to the system.
-
-    Eager inference allocates and frees the same large activations every frame; by default glibc returns blocks
-    over 32 MB (and the heap top) to the kernel, and every frame then pays page faults on fresh memory (about
-    20 ms a frame at 640x480 on a 2-core VM). A process-wide setting, so real-time entry points (the app, the CLI,
-    the benchmarks, for every peer alike) call it, not the library on import. Returns False off glibc.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 30))
 
 
 def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,16 +21,13 @@ from typing import Any
 
 import torch
 
+from .errors import WeightsError
 from .files import atomic_torch_save
 from .model import KeyNet, architecture_name, build_model
 
 FORMAT = "keynet-live-weights"
 VERSION = 1
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "weights"
-
-
-class WeightsError(ValueError):
-    """A weights file that cannot be used; the message names the file and the problem."""
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from keynet.detect import local_maxima
 from keynet.files import atomic_path, atomic_torch_save
-from keynet.inference import keep_freed_memory
+from keynet.runtime import keep_freed_memory
 from keynet.metrics import COMMON_REGION_BORDER, common_region_masks, repeatability, select_in_mask
 from keynet.model import KeyNet, build_model
 from keynet.weights import save_weights
