@@ -21,7 +21,7 @@ from keynet import sources
 from keynet.describe import DESCRIPTORS, Describer
 from keynet.image import read_image
 from keynet.render import Renderer
-from keynet.track_cli import looping_video
+from keynet.sources import looping_video
 from keynet.tracker import FrameResult, PlanarTracker, tracking_detector
 from keynet.weights import WeightsError, default_weights, load_model
 

@@ -4,7 +4,8 @@ HPatches layout: a folder ``<name>`` with ``1..6`` images (``.ppm``, ``.png``, .
 folders are viewpoint changes, ``i_*`` illumination changes. Oxford layout: ``img1..img6`` (``.ppm``, ``.pgm``,
 ``.png``) and ``H1to2p .. H1to6p``; the change is known by the sequence's name (graf, wall, boat, bark: viewpoint
 or zoom and rotation; leuven: illumination; bikes, trees: blur; ubc: compression). In both, the homography maps
-image 1's pixels into image k. Images may be colour or grey, PPM/PGM with comment lines, or PNG.
+image 1's pixels into image k. Images may be colour or grey, PPM/PGM with comment lines, or PNG. Every problem
+with the data (a missing folder, image or homography, a file that does not parse) raises ``InputError`` naming it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .image import read_image
+from .errors import InputError
+from .image import IMAGE_SUFFIXES, read_image
 
-IMAGE_SUFFIXES = (".ppm", ".pgm", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 OXFORD_KINDS = {"graf": "viewpoint", "wall": "viewpoint", "boat": "viewpoint", "bark": "viewpoint",
                 "leuven": "illumination", "bikes": "blur", "trees": "blur", "ubc": "compression"}
 
@@ -46,16 +47,16 @@ def _find_image(folder: Path, stem: str) -> Path | None:
 def read_homography(path: Path) -> np.ndarray:
     """A 3x3 homography from a text file of nine numbers; a clear error naming the file otherwise."""
     if not path.is_file():
-        raise FileNotFoundError(f"homography file {path} is missing")
+        raise InputError(f"homography file {path} is missing")
     try:
         values = np.array(path.read_text(encoding="utf-8", errors="replace").split(), dtype=float)
     except ValueError:
-        raise ValueError(f"{path} is not a homography: expected 9 numbers") from None
+        raise InputError(f"{path} is not a homography: expected 9 numbers") from None
     if values.size != 9 or not np.isfinite(values).all():
-        raise ValueError(f"{path} is not a homography: expected 9 finite numbers, found {values.size}")
+        raise InputError(f"{path} is not a homography: expected 9 finite numbers, found {values.size}")
     h = values.reshape(3, 3)
     if abs(np.linalg.det(h)) < 1e-12:
-        raise ValueError(f"{path} holds a singular homography")
+        raise InputError(f"{path} holds a singular homography")
     return h / h[2, 2]
 
 
@@ -72,7 +73,7 @@ def read_sequence(folder: Path) -> Sequence:
     """One sequence folder in either layout; a missing image or homography is named in the error."""
     layout = layout_of(folder)
     if layout is None:
-        raise ValueError(
+        raise InputError(
             f"{folder} is not a sequence in a known layout: expected 1.ppm..6.ppm with H_1_2..H_1_6 (HPatches) "
             "or img1..img6 with H1to2p..H1to6p (Oxford)"
         )
@@ -80,9 +81,9 @@ def read_sequence(folder: Path) -> Sequence:
     found = [_find_image(folder, stem) for stem in stems]
     count = next((k for k, image in enumerate(found) if image is None), len(found))
     if count < 2:
-        raise FileNotFoundError(f"{folder} has image {found[0].name} but no image {stems[1]} to compare it with")
+        raise InputError(f"{folder} has image {found[0].name} but no image {stems[1]} to compare it with")
     if any(image is not None for image in found[count:]):
-        raise FileNotFoundError(f"{folder} has no image {stems[count]} but has later images")
+        raise InputError(f"{folder} has no image {stems[count]} but has later images")
     images = found[:count]
     homographies = [read_homography(folder / (f"H_1_{k}" if layout == "hpatches" else f"H1to{k}p"))
                     for k in range(2, count + 1)]
@@ -97,13 +98,13 @@ def find_sequences(root: str | Path) -> list[Sequence]:
     """Every sequence in ``root`` (``root`` itself, or its sub-folders, sorted by name)."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"data folder {root} does not exist")
+        raise InputError(f"data folder {root} does not exist")
     if layout_of(root) is not None:
         return [read_sequence(root)]
     folders = sorted(p for p in root.iterdir() if p.is_dir())
     sequences = [read_sequence(p) for p in folders if layout_of(p) is not None]
     if not sequences:
-        raise ValueError(
+        raise InputError(
             f"{root} holds no sequence in a known layout (HPatches: <seq>/1.ppm..6.ppm and H_1_2..H_1_6; "
             "Oxford: <seq>/img1..img6 and H1to2p..H1to6p)"
         )

@@ -22,8 +22,11 @@ import numpy as np
 import torch
 
 from .detect import Keypoints
+from .devices import resolve_device
+from .errors import InputError, OptionError, WeightsError, check_options
 from .image import to_grey_tensor
 from .inference import native_bf16
+from .weights import read_weights_file
 
 ORIENTATION_RADIUS = 15  # px: ORB's disc (half its 31-pixel patch)
 
@@ -56,7 +59,7 @@ class Descriptors:
         """(M, 8D) 0/1 of the binary descriptors unpacked, computed once (a target's serve every frame): bfloat16
         where the hardware multiplies it natively (0/1 and every sum of up to 256 of them are exact), else float32."""
         if not self.binary:
-            raise ValueError("float descriptors have no bits; only binary (ORB, BRISK) descriptors do")
+            raise InputError("float descriptors have no bits; only binary (ORB, BRISK) descriptors do")
         if self._bits is None:
             self._bits = unpack_bits(self.data, torch.bfloat16 if native_bf16(self.data.device) else torch.float32)
         return self._bits
@@ -113,22 +116,20 @@ def intensity_centroid_angles(grey: np.ndarray, xy: np.ndarray, radius: int = OR
 
 
 def load_hardnet(path: str | Path, device: torch.device) -> torch.nn.Module:
-    """kornia's HardNet with the state dict in ``path`` (loaded with ``weights_only=True``)."""
+    """kornia's HardNet with the state dict in ``path`` (read as ``keynet.weights.read_weights_file`` reads).
+
+    Raises:
+        WeightsError: no such file, not a PyTorch file, or not HardNet's state dict.
+    """
     from kornia.feature import HardNet
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"HardNet weights file {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise ValueError(f"HardNet weights {path} cannot be read as a PyTorch state dict: {exc}") from None
+    state = read_weights_file(path, "HardNet weights file")
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     net = HardNet(pretrained=False)
     try:
         net.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{path} does not hold HardNet weights (32x32 patches, 128-d): {exc}") from None
+        raise WeightsError(f"{path} does not hold HardNet weights (32x32 patches, 128-d): {exc}") from None
     return net.eval().to(device)
 
 
@@ -145,16 +146,12 @@ class Describer:
                                     "oriented": True}
 
     def __init__(self, **conf: Any) -> None:
-        unknown = set(conf) - set(self.default_conf)
-        if unknown:
-            raise ValueError(f"unknown describer option(s) {sorted(unknown)}; known: {sorted(self.default_conf)}")
+        check_options(conf, self.default_conf, "describer")
         self.conf = {**self.default_conf, **conf}
         name = self.conf["descriptor"]
         if name not in DESCRIPTORS:
-            raise ValueError(f"descriptor {name!r} is not one of {DESCRIPTORS} (available in this OpenCV build)")
-        device = self.conf["device"]
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
-                                   else "cpu" if device == "auto" else device)
+            raise OptionError(f"descriptor {name!r} is not one of {DESCRIPTORS} (available in this OpenCV build)")
+        self.device = resolve_device(self.conf["device"])
         self.binary = name in BINARY
         self.extractor = _opencv_extractor(name) if name in ("orb", "brisk", "sift") else None
         self.net: torch.nn.Module | None = None
@@ -164,7 +161,7 @@ class Describer:
             self.net = SIFTDescriptor(self.conf["patch_size"], rootsift=True).to(self.device)
         elif name == "hardnet":
             if not self.conf["weights"]:
-                raise ValueError("the hardnet descriptor needs a weights file (weights=PATH, a HardNet state dict)")
+                raise OptionError("the hardnet descriptor needs a weights file (weights=PATH, a HardNet state dict)")
             self.net = load_hardnet(self.conf["weights"], self.device)
 
     @property

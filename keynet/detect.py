@@ -31,6 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .devices import resolve_device
+from .errors import InputError, OptionError, check_options
 from .image import to_grey_tensor
 from .inference import pyramid_down_opencv, resize_bilinear, response_function
 from .model import MIN_IMAGE_SIDE, KeyNet
@@ -195,7 +197,7 @@ def local_maxima(
         Per image: (N, 2) long xy pixel coordinates and (N,) scores, sorted by score (descending).
     """
     if nms_size < 1 or nms_size % 2 == 0:
-        raise ValueError(f"nms_size must be a positive odd number; got {nms_size}")
+        raise OptionError(f"nms_size must be a positive odd number; got {nms_size}")
     r = response[:, 0]
     if r.device.type == "cpu" and r.dtype == torch.float32 and nms_size > 1:
         windows = window_max(response, nms_size)[:, 0]  # OpenCV's dilation
@@ -281,15 +283,12 @@ class KeyNetDetector:
     }
 
     def __init__(self, model: KeyNet, **conf: Any) -> None:
-        unknown = set(conf) - set(self.default_conf)
-        if unknown:
-            raise ValueError(f"unknown detector option(s) {sorted(unknown)}; known: {sorted(self.default_conf)}")
+        check_options(conf, self.default_conf, "detector")
         self.conf = {**self.default_conf, **conf}
-        if self.conf["device"] == "auto":
-            self.conf["device"] = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(self.conf["device"])
+        self.device = resolve_device(self.conf["device"])
+        self.conf["device"] = str(self.device)
         if int(self.conf["num_keypoints"]) < 0:
-            raise ValueError(f"num_keypoints must be >= 0; got {self.conf['num_keypoints']}")
+            raise OptionError(f"num_keypoints must be >= 0; got {self.conf['num_keypoints']}")
         self.model = model
         self.response: Callable[[torch.Tensor], torch.Tensor] = response_function(model, self.conf["mode"], self.device)
 
@@ -303,7 +302,7 @@ class KeyNetDetector:
         x = to_grey_tensor(image, self.device)
         h, w = x.shape[-2:]
         if min(h, w) < self.min_image_side:
-            raise ValueError(
+            raise InputError(
                 f"image is {w}x{h} pixels; Key.Net detection needs at least {self.min_image_side} pixels per side"
             )
         return x

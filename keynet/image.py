@@ -7,8 +7,9 @@ Key.Net reads one grey channel in [0, 1] as a float tensor of shape (B, 1, H, W)
 - torch tensors (H, W), (C, H, W) and (B, C, H, W) with C in {1, 3, 4} (RGB order for tensors, as torch and kornia
   use), with the same dtype rules.
 
-Empty images, images with NaN or infinite pixels, and floats outside [0, 1] are refused with a ``ValueError``
-that says what was wrong; the model itself refuses images under ``MIN_IMAGE_SIDE`` pixels per side.
+Empty images, images with NaN or infinite pixels, and floats outside [0, 1] are refused with an ``InputError``
+(a ``ValueError``) that says what was wrong; the model itself refuses images under ``MIN_IMAGE_SIDE`` pixels per side.
+``IMAGE_SUFFIXES`` and ``VIDEO_SUFFIXES`` are the file suffixes every part of the project reads as images and videos.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ import cv2
 import numpy as np
 import torch
 
+from .errors import InputError
+
+#: The suffixes (lower case) of the image files the project reads: frame folders, datasets, training photographs.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+#: The suffixes (lower case) of the video files overlays and sources are read from.
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
 # ITU-R BT.601 luma weights, the ones OpenCV's cvtColor uses.
 _LUMA_RGB = (0.299, 0.587, 0.114)
 
@@ -27,16 +35,33 @@ def read_image(path: str | Path) -> np.ndarray:
     """Read an image file (PNG, JPEG, PPM/PGM with comments, ...) as OpenCV does, unchanged depth and channels.
 
     Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: the file exists but is not a readable image.
+        InputError: the file does not exist, or is not an image OpenCV can decode (the message names it).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"image file {path} does not exist")
+        raise InputError(f"image file {path} " + ("is a folder, not a file" if path.is_dir() else "does not exist"))
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
-        raise ValueError(f"{path} is not a readable image (OpenCV could not decode it)")
+        raise InputError(f"{path} is not a readable image (OpenCV could not decode it)")
     return image
+
+
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 BGR from a grey (H, W) or (H, W, 1), BGR or BGRA image; other dtypes are stretched to
+    0..255. A uint8 BGR image is returned as it is (not copied)."""
+    if image.dtype != np.uint8:
+        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+def bgr_canvas(image: np.ndarray) -> np.ndarray:
+    """A new (H, W, 3) uint8 BGR copy of ``image`` (as ``as_bgr``) to draw on, leaving ``image`` untouched."""
+    canvas = as_bgr(image)
+    return canvas.copy() if canvas is image else canvas
 
 
 def _scale_to_unit(values: torch.Tensor) -> torch.Tensor:
@@ -53,10 +78,10 @@ def _scale_to_unit(values: torch.Tensor) -> torch.Tensor:
     finite = torch.isfinite(values)
     if not bool(finite.all()):
         bad = int((~finite).sum())
-        raise ValueError(f"image has {bad} NaN or infinite pixel(s); Key.Net needs finite values in [0, 1]")
+        raise InputError(f"image has {bad} NaN or infinite pixel(s); Key.Net needs finite values in [0, 1]")
     lo, hi = float(values.min()), float(values.max())
     if lo < 0.0 or hi > 1.0:
-        raise ValueError(
+        raise InputError(
             f"float image values span [{lo:g}, {hi:g}]; expected [0, 1] (divide 8-bit data by 255)"
         )
     return values
@@ -68,7 +93,7 @@ def _grey_from_channels(x: torch.Tensor, channel_order: str) -> torch.Tensor:
     if c == 1:
         return x
     if c not in (3, 4):
-        raise ValueError(f"image has {c} channels; expected 1 (grey), 3 (colour) or 4 (colour and alpha)")
+        raise InputError(f"image has {c} channels; expected 1 (grey), 3 (colour) or 4 (colour and alpha)")
     weights = _LUMA_RGB if channel_order == "rgb" else _LUMA_RGB[::-1]
     w = torch.tensor(weights, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x[:, :3] * w).sum(1, keepdim=True)
@@ -87,13 +112,13 @@ def to_grey_tensor(image: np.ndarray | torch.Tensor, device: str | torch.device 
     """
     if isinstance(image, np.ndarray):
         if image.size == 0:
-            raise ValueError(f"image is empty (shape {image.shape}); expected a non-empty (H, W) or (H, W, C) array")
+            raise InputError(f"image is empty (shape {image.shape}); expected a non-empty (H, W) or (H, W, C) array")
         if image.ndim == 2:
             image = image[:, :, None]
         if image.ndim != 3:
-            raise ValueError(f"image array has shape {image.shape}; expected (H, W) or (H, W, C)")
+            raise InputError(f"image array has shape {image.shape}; expected (H, W) or (H, W, C)")
         if image.shape[2] not in (1, 3, 4):
-            raise ValueError(f"image has {image.shape[2]} channels; expected 1 (grey), 3 (BGR) or 4 (BGRA)")
+            raise InputError(f"image has {image.shape[2]} channels; expected 1 (grey), 3 (BGR) or 4 (BGRA)")
         unit = _scale_to_unit(torch.from_numpy(np.ascontiguousarray(image))).numpy()
         if unit.shape[2] == 1:
             grey = unit[:, :, 0]
@@ -102,14 +127,14 @@ def to_grey_tensor(image: np.ndarray | torch.Tensor, device: str | torch.device 
         x = torch.from_numpy(np.ascontiguousarray(grey))[None, None]
     elif isinstance(image, torch.Tensor):
         if image.numel() == 0:
-            raise ValueError(f"image tensor is empty (shape {tuple(image.shape)})")
+            raise InputError(f"image tensor is empty (shape {tuple(image.shape)})")
         x = image
         if x.dim() == 2:
             x = x[None, None]
         elif x.dim() == 3:
             x = x[None]
         if x.dim() != 4:
-            raise ValueError(f"image tensor has shape {tuple(image.shape)}; expected (H, W), (C, H, W) or (B, C, H, W)")
+            raise InputError(f"image tensor has shape {tuple(image.shape)}; expected (H, W), (C, H, W) or (B, C, H, W)")
         x = _grey_from_channels(_scale_to_unit(x), "rgb")
     else:
         raise TypeError(f"image must be a NumPy array or a torch.Tensor; got {type(image).__name__}")

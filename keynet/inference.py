@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .devices import resolve_device
+from .errors import OptionError
 from .model import KeyNet, binomial_kernel_1d, check_model_input, pyramid_down, sobel_kernels
 
 MODES = ("exact", "fast")
@@ -307,8 +309,8 @@ def response_function(
         compile: wrap the module in ``torch.compile`` (CUDA only; ignored on the CPU).
     """
     if mode not in MODES:
-        raise ValueError(f"unknown inference mode {mode!r}; expected one of {MODES}")
-    device = torch.device(device)
+        raise OptionError(f"unknown inference mode {mode!r}; expected one of {MODES}")
+    device = resolve_device(device)
     was_training = model.training
     model.eval()
     fast = mode == "fast"

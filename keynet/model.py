@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import InputError, OptionError, check_options
+
 #: The smallest image side the model accepts: the coarsest pyramid level needs at least 3 pixels for the
 #: reflect padding of its blur, and a side of 16 leaves a margin.
 MIN_IMAGE_SIDE = 16
@@ -130,11 +132,11 @@ def check_model_input(x: torch.Tensor) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"Key.Net input must be a torch.Tensor of shape (B, 1, H, W); got {type(x).__name__}")
     if x.dim() != 4 or x.shape[1] != 1:
-        raise ValueError(f"Key.Net input must have shape (B, 1, H, W) (one grey channel); got {tuple(x.shape)}")
+        raise InputError(f"Key.Net input must have shape (B, 1, H, W) (one grey channel); got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"Key.Net input must be a floating tensor with values in [0, 1]; got {x.dtype}")
     if min(x.shape[-2:]) < MIN_IMAGE_SIDE:
-        raise ValueError(
+        raise InputError(
             f"Key.Net input is {x.shape[-1]}x{x.shape[-2]} pixels; each side must be at least {MIN_IMAGE_SIDE}"
         )
 
@@ -160,14 +162,12 @@ class KeyNet(nn.Module):
 
     def __init__(self, **conf: Any) -> None:
         super().__init__()
-        unknown = set(conf) - set(self.default_conf)
-        if unknown:
-            raise ValueError(f"unknown {type(self).__name__} option(s) {sorted(unknown)}; known: {sorted(self.default_conf)}")
+        check_options(conf, self.default_conf, type(self).__name__)
         self.conf = {**self.default_conf, **conf}
         c = self.conf
         self.feature_extractor = FeatureExtractor(c["num_filters"], c["num_blocks"], c["kernel_size"])
         if not self.has_last_conv and c["num_levels"] != 1:
-            raise ValueError(f"{type(self).__name__} has no last convolution to merge levels: num_levels must be 1")
+            raise OptionError(f"{type(self).__name__} has no last convolution to merge levels: num_levels must be 1")
         if self.has_last_conv:
             self.last_conv = nn.Sequential(
                 nn.Conv2d(c["num_filters"] * c["num_levels"], 1, c["kernel_size"], padding=c["kernel_size"] // 2),
@@ -210,7 +210,7 @@ ARCHITECTURES: dict[str, type[KeyNet]] = {"keynet": KeyNet, "tiny_keynet": TinyK
 def build_model(architecture: str, **conf: Any) -> KeyNet:
     """Build ``"keynet"`` or ``"tiny_keynet"`` with the given configuration overrides."""
     if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {architecture!r}; expected one of {sorted(ARCHITECTURES)}")
+        raise OptionError(f"unknown architecture {architecture!r}; expected one of {sorted(ARCHITECTURES)}")
     return ARCHITECTURES[architecture](**conf)
 
 
@@ -219,7 +219,7 @@ def architecture_name(model: KeyNet) -> str:
     for name, cls in ARCHITECTURES.items():
         if type(model) is cls:
             return name
-    raise ValueError(f"{type(model).__name__} is not a registered Key.Net architecture")
+    raise InputError(f"{type(model).__name__} is not a registered Key.Net architecture")
 
 
 def count_learnable_parameters(model: nn.Module, include_batchnorm: bool = True) -> int:

@@ -3,7 +3,8 @@
 ``open_source(spec)`` gives a ``FrameSource``: ``read() -> (H, W, 3) uint8 BGR | None`` (None at the end),
 ``skip() -> bool`` (pass one frame by without decoding it, where the source can), ``close()``, and iteration over
 ``(index, bgr, timestamp)``. A failure (a camera unplugged, a corrupt file, an unreadable image in a folder)
-raises ``OSError`` with a message naming the source, so a caller closes its outputs and stops cleanly.
+raises ``SourceError`` (an ``OSError``) with a message naming the source, so a caller closes its outputs and stops
+cleanly; a malformed spec (``camera:x``) raises ``InputError``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .image import read_image
+from .errors import InputError, SourceError
+from .image import IMAGE_SUFFIXES, as_bgr, read_image
+from .progress import Progress
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
 MAX_CAMERAS = 8
 
 
@@ -29,17 +31,6 @@ class CameraInfo:
     width: int
     height: int
     fps: float
-
-
-def as_bgr(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 BGR from a grey, BGR or BGRA image (other dtypes are stretched to 0..255)."""
-    if image.dtype != np.uint8:
-        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return image
 
 
 class FrameSource:
@@ -91,10 +82,10 @@ class CaptureSource(FrameSource):
         self.name = name
         self.live = isinstance(target, int)
         if not self.live and not Path(target).is_file():
-            raise FileNotFoundError(f"{name} does not exist")
+            raise SourceError(f"{name} does not exist")
         self.cap = cv2.VideoCapture(target)
         if not self.cap.isOpened():
-            raise OSError(f"cannot open {name}: " + ("no such camera, or it is in use" if self.live
+            raise SourceError(f"cannot open {name}: " + ("no such camera, or it is in use" if self.live
                                                      else "not a video OpenCV can read"))
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 1 <= fps <= 240 else 30.0
@@ -108,9 +99,9 @@ class CaptureSource(FrameSource):
         ok, frame = self.cap.read()
         if not ok:
             if self.live:
-                raise OSError(f"{self.name} stopped delivering frames (unplugged?)")
+                raise SourceError(f"{self.name} stopped delivering frames (unplugged?)")
             if self.frames == 0:
-                raise OSError(f"{self.name} has no frame OpenCV can decode (empty or corrupt)")
+                raise SourceError(f"{self.name} has no frame OpenCV can decode (empty or corrupt)")
             return None
         self.frames += 1
         return as_bgr(frame)
@@ -119,10 +110,9 @@ class CaptureSource(FrameSource):
         # The first frame is always decoded (an empty or corrupt file fails at once), as is a file's last one.
         if self.frames == 0 or (not self.live and self.frames >= self.length - 1):
             return False
-        if not self.cap.grab():  # reads (for most codecs decodes) the frame, but does not convert it to BGR
-            return False
-        self.frames += 1
-        return True
+        grabbed = self.cap.grab()  # reads (for most codecs decodes) the frame, but does not convert it to BGR
+        self.frames += grabbed
+        return grabbed
 
     def close(self) -> None:
         self.cap.release()
@@ -134,11 +124,11 @@ class FolderSource(FrameSource):
     def __init__(self, folder: str | Path, fps: float = 30.0) -> None:
         folder = Path(folder)
         if not folder.is_dir():
-            raise FileNotFoundError(f"image folder {folder} does not exist")
+            raise SourceError(f"image folder {folder} does not exist")
         self.name = f"image folder {folder}"
         self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.paths:
-            raise OSError(f"image folder {folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise SourceError(f"image folder {folder} has no images ({', '.join(IMAGE_SUFFIXES)})")
         self.fps = fps
         self.i = 0
 
@@ -152,32 +142,55 @@ class FolderSource(FrameSource):
         self.i += 1
         try:
             image = read_image(path)
-        except (OSError, ValueError) as exc:
-            raise OSError(f"cannot read {path}: {exc}") from None
+        except InputError as exc:
+            raise SourceError(f"cannot read {path}: {exc}") from None
         return as_bgr(image)
 
     def skip(self) -> bool:
-        if self.i >= len(self.paths) - 1:
-            return False
-        self.i += 1
-        return True
+        passable = self.i < len(self.paths) - 1  # the last image is always read
+        self.i += passable
+        return passable
 
 
-def open_source(spec: str | Path) -> FrameSource:
-    """``camera:N``, ``demo`` (rendered into a cache folder on first use), an image folder or a video file."""
+def open_source(spec: str | Path, progress: Progress | None = None) -> FrameSource:
+    """``camera:N``, ``demo`` (rendered into a cache folder on first use, reporting to ``progress`` meanwhile), an
+    image folder or a video file.
+
+    Raises:
+        InputError: a malformed ``camera:`` spec. SourceError: a source that does not exist or does not open.
+    """
     spec = str(spec)
     if spec.startswith("camera:"):
         index = spec.split(":", 1)[1]
         if not index.isdigit():
-            raise ValueError(f"camera source {spec!r}: expected camera:N with N a camera index (camera:0)")
+            raise InputError(f"camera source {spec!r}: expected camera:N with N a camera index (camera:0)")
         return CaptureSource(int(index), f"camera {index}")
     if spec == "demo":
         from .demo import demo_sequence
 
-        return FolderSource(demo_sequence().frames)
+        return FolderSource(demo_sequence(progress=progress).frames)
     if Path(spec).is_dir():
         return FolderSource(spec)
     return CaptureSource(spec, f"video {spec}")
+
+
+def looping_video(path: str | Path) -> Iterator[np.ndarray]:
+    """The (H, W, 3) uint8 BGR frames of a video file, forever (an overlay video repeats).
+
+    Raises:
+        SourceError: the file does not open or has no frame.
+    """
+    source = open_source(path)
+    try:
+        while True:
+            frame = source.read()
+            if frame is None:
+                source.close()
+                source = open_source(path)
+                continue
+            yield frame
+    finally:
+        source.close()
 
 
 def list_cameras() -> list[CameraInfo]:

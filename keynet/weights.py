@@ -8,8 +8,8 @@ Two formats load:
   "config": {...}, "state_dict": {...}, "model_card": {...}}``, where the model card says what the weights were
   trained on, for how long, when and with which command.
 
-Every failure raises ``WeightsError`` (a ``ValueError``) naming the file and what was wrong; a missing file raises
-``FileNotFoundError``.
+Every failure, a missing file included, raises ``WeightsError`` (a ``ValueError``) naming the file and what was
+wrong.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .errors import WeightsError
+from .errors import InputError, WeightsError
 from .files import atomic_torch_save
 from .model import KeyNet, architecture_name, build_model
 
@@ -30,16 +30,16 @@ VERSION = 1
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "weights"
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint dict safely (tensors, numbers, strings, lists and dicts only).
+def read_weights_file(path: str | Path, what: str = "weights file") -> Any:
+    """What a PyTorch file holds, read safely (tensors, numbers, strings, lists and dicts only), on the CPU.
 
     Raises:
-        FileNotFoundError: no such file.
-        WeightsError: not a PyTorch checkpoint, or one that holds objects other than plain data (code).
+        WeightsError: no such file (named as ``what``), not a PyTorch file, or one that holds objects other than
+            plain data (code).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist")
+        raise WeightsError(f"{what} {path} does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -51,6 +51,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise WeightsError(f"{path} is not a PyTorch checkpoint: {exc}") from None
     except Exception as exc:  # torch.load raises many types on garbage input (IndexError, RuntimeError, ...)
         raise WeightsError(f"{path} is not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    return obj
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A Key.Net checkpoint dict (``read_weights_file``'s safety) with a ``state_dict`` entry.
+
+    Raises:
+        WeightsError: no such file, not a PyTorch checkpoint, code in it, or no ``state_dict``.
+    """
+    obj = read_weights_file(path)
     if not isinstance(obj, dict) or not isinstance(obj.get("state_dict"), dict):
         raise WeightsError(f"{path} is not a Key.Net checkpoint: expected a dict with a 'state_dict' entry")
     return obj
@@ -103,7 +113,7 @@ def save_weights(model: KeyNet, path: str | Path, model_card: dict[str, Any]) ->
     required = {"data", "epochs", "date"}
     missing = required - set(model_card)
     if missing:
-        raise ValueError(f"model_card lacks {sorted(missing)}; it must say at least {sorted(required)}")
+        raise InputError(f"model_card lacks {sorted(missing)}; it must say at least {sorted(required)}")
     ckpt = {
         "format": FORMAT,
         "version": VERSION,
@@ -129,3 +139,18 @@ def default_weights(architecture: str = "keynet") -> Path | None:
     """The shipped weights file for ``architecture`` (``assets/weights/<architecture>.pt``), or None if absent."""
     path = ASSETS / f"{architecture}.pt"
     return path if path.is_file() else None
+
+
+def resolve_weights(path: str | Path | None, architecture: str = "keynet") -> Path:
+    """The weights file to use: ``path`` if given, else the shipped one for ``architecture``.
+
+    Raises:
+        WeightsError: no ``path`` and no shipped weights in this checkout.
+    """
+    if path is not None:
+        return Path(path)
+    shipped = default_weights(architecture)
+    if shipped is None:
+        raise WeightsError(f"no --weights given and no shipped weights (assets/weights/{architecture}.pt) in this "
+                           "checkout; pass --weights FILE, for example the authors' keynet_pytorch.pth")
+    return shipped

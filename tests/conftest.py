@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from app import prefer_sleeping_threads
+from keynet.runtime import prefer_sleeping_threads
 
-# The app's thread policy (main.py sets it before torch loads): OpenMP threads sleep while they wait, so the
-# window's tests see the UI thread scheduled as users do, not starved by spinning threads on both cores.
+# The entry points' thread policy (main.py sets it before torch loads): OpenMP threads sleep while they wait, so
+# the window's tests see the UI thread scheduled as users do, not starved by spinning threads on both cores.
 prefer_sleeping_threads()
 
 REPO = Path(__file__).resolve().parent.parent

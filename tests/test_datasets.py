@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from keynet.datasets import find_sequences, read_homography
+from keynet.errors import InputError
 
 from .conftest import DATA, require_shared
 
@@ -50,28 +51,28 @@ def test_real_sets_read_including_pgm_and_ppm_comments():
 def test_a_missing_homography_is_named(tmp_path, layout, missing):
     folder = make_sequence(tmp_path / "seq", layout=layout)
     (folder / missing).unlink()
-    with pytest.raises(FileNotFoundError, match=f"{missing} is missing"):
+    with pytest.raises(InputError, match=f"{missing} is missing"):
         find_sequences(tmp_path)
 
 
 def test_a_gap_in_the_images_is_named(tmp_path):
     folder = make_sequence(tmp_path / "v_x", n=4)
     (folder / "3.png").unlink()
-    with pytest.raises(FileNotFoundError, match="no image 3 but has later images"):
+    with pytest.raises(InputError, match="no image 3 but has later images"):
         find_sequences(tmp_path)
 
 
 def test_a_bad_homography_file_is_named(tmp_path):
     path = tmp_path / "H"
     path.write_text("1 0 0\n0 1 zero\n")
-    with pytest.raises(ValueError, match="H is not a homography"):
+    with pytest.raises(InputError, match="H is not a homography"):
         read_homography(path)
 
 
 def test_an_unknown_layout_is_reported(tmp_path):
     (tmp_path / "photos").mkdir()
     shutil.copy(__file__, tmp_path / "photos" / "a.txt")
-    with pytest.raises(ValueError, match="no sequence in a known layout"):
+    with pytest.raises(InputError, match="no sequence in a known layout"):
         find_sequences(tmp_path)
 
 
@@ -79,7 +80,7 @@ def test_a_corrupt_image_is_named(tmp_path):
     folder = make_sequence(tmp_path / "v_x")
     (folder / "2.png").write_bytes(b"not a png")
     seq = find_sequences(tmp_path)[0]
-    with pytest.raises(ValueError, match="2.png is not a readable image"):
+    with pytest.raises(InputError, match="2.png is not a readable image"):
         seq.load(1)
 
 

@@ -10,6 +10,7 @@ from kornia.feature import HardNet
 
 from keynet.describe import DESCRIPTORS, Describer, intensity_centroid_angles
 from keynet.detect import Keypoints
+from keynet.errors import OptionError, WeightsError
 from keynet.match import distance_matrix, mutual_nn_ratio
 
 
@@ -18,10 +19,15 @@ def keypoints(xy) -> Keypoints:
     return Keypoints(xy, torch.ones(len(xy)), torch.linspace(1, 0.5, len(xy)))
 
 
+def blurred_noise(seed: int, shape: tuple[int, int], sigma: float, kernel: int = 0) -> np.ndarray:
+    """(H, W) uint8 random noise blurred by a Gaussian (``kernel`` 0: sized from ``sigma``)."""
+    noise = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+    return cv2.GaussianBlur(noise, (kernel, kernel), sigma)
+
+
 @pytest.fixture
 def image():
-    rng = np.random.default_rng(0)
-    return cv2.GaussianBlur(rng.integers(0, 256, (120, 160), dtype=np.uint8), (5, 5), 1)
+    return blurred_noise(0, (120, 160), 1, kernel=5)
 
 
 @pytest.mark.parametrize("oriented", [False, True])
@@ -52,14 +58,16 @@ def test_hardnet_from_a_weights_file(image, tmp_path):
     d = Describer(descriptor="hardnet", weights=str(tmp_path / "hardnet.pth"))(image, keypoints([[60, 50]]))
     assert d.data.shape == (1, 128)
     (tmp_path / "bad.pth").write_bytes(b"nonsense")
-    with pytest.raises(ValueError, match="bad.pth"):
+    with pytest.raises(WeightsError, match="bad.pth"):
         Describer(descriptor="hardnet", weights=str(tmp_path / "bad.pth"))
-    with pytest.raises(ValueError, match="weights file"):
+    with pytest.raises(WeightsError, match="HardNet weights file .*missing.pth does not exist"):
+        Describer(descriptor="hardnet", weights=str(tmp_path / "missing.pth"))
+    with pytest.raises(OptionError, match="weights file"):
         Describer(descriptor="hardnet")
 
 
 def test_unknown_descriptor():
-    with pytest.raises(ValueError, match="orb"):
+    with pytest.raises(OptionError, match="orb"):
         Describer(descriptor="surf")
     assert "patch_sift" in DESCRIPTORS
 
@@ -72,8 +80,7 @@ def rotated_clockwise(image: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np
 
 @pytest.fixture
 def textured():
-    rng = np.random.default_rng(1)
-    return cv2.GaussianBlur(rng.integers(0, 256, (200, 240), dtype=np.uint8), (0, 0), 2.5)
+    return blurred_noise(1, (200, 240), 2.5)
 
 
 def corners(image: np.ndarray, n: int = 60) -> np.ndarray:

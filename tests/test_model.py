@@ -98,11 +98,15 @@ def test_response_equals_kornia_keynet_on_real_images(authors_weights, mode):
         assert float((got - want).abs().max()) <= 1e-4 * float(want.max()), path
 
 
+def with_random_weights(model: KeyNet) -> KeyNet:
+    """``model`` with every parameter drawn from N(0, 0.3²), in eval mode."""
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    return model.eval()
+
+
 def test_exact_mode_equals_the_module_for_random_weights():
-    for model in (KeyNet(), TinyKeyNet()):
-        for p in model.parameters():
-            torch.nn.init.normal_(p, std=0.3)
-        model.eval()
+    for model in (with_random_weights(KeyNet()), with_random_weights(TinyKeyNet())):
         x = torch.rand(2, 1, 61, 77)
         with torch.no_grad():
             want = model(x)
@@ -129,10 +133,7 @@ def test_the_torch_route_of_other_devices_equals_the_cpu_kernels(fused):
     # CUDA takes the torch ops (convolutions, interpolate, max-pool); the CPU takes OpenCV and numba: same response.
     from keynet.inference import FastKeyNetResponse
 
-    model = KeyNet()
-    for p in model.parameters():
-        torch.nn.init.normal_(p, std=0.3)
-    model.eval()
+    model = with_random_weights(KeyNet())
     x = torch.rand(1, 1, 96, 128)
     with torch.no_grad():
         cpu = FastKeyNetResponse(model, fused, torch.float32, opencv=True)(x)

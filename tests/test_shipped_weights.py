@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from keynet.cli import resolve_weights
 from keynet.demo import make_target
 from keynet.detect import KeyNetDetector
+from keynet.errors import WeightsError
 from keynet.metrics import common_region_masks, repeatability, select_in_mask
 from keynet.model import build_model
-from keynet.weights import default_weights, load_model
+from keynet.weights import default_weights, load_model, resolve_weights
 
 from .conftest import REPO
 
@@ -42,6 +42,14 @@ def test_shipped_weights_are_the_default(architecture):
     path = WEIGHTS / f"{architecture}.pt"
     assert default_weights(architecture) == path
     assert resolve_weights(None, architecture) == path
+
+
+def test_without_weights_or_shipped_ones_the_error_says_to_pass_them(monkeypatch):
+    import keynet.weights
+
+    monkeypatch.setattr(keynet.weights, "default_weights", lambda architecture="keynet": None)
+    with pytest.raises(WeightsError, match="pass --weights FILE"):
+        resolve_weights(None, "tiny_keynet")
 
 
 def random_circles(rng: np.random.Generator, n: int, mask: np.ndarray) -> np.ndarray:

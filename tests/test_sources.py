@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from keynet.sources import FolderSource, open_source
+from keynet.errors import InputError, SourceError
+from keynet.sources import FolderSource, looping_video, open_source
 
 
 def write_video(path, n: int) -> None:
@@ -50,18 +51,18 @@ def test_skip_passes_frames_by_but_never_the_first_or_last_of_a_file(tmp_path):
 def test_empty_or_corrupt_video(tmp_path, content):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(content)
-    with pytest.raises(OSError, match="bad.mp4"):
+    with pytest.raises(SourceError, match="bad.mp4"):
         list(open_source(bad))
 
 
 def test_missing_inputs(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.mp4"):
+    with pytest.raises(SourceError, match="nope.mp4"):
         open_source(tmp_path / "nope.mp4")
-    with pytest.raises(OSError, match="no images"):
+    with pytest.raises(SourceError, match="no images"):
         FolderSource(tmp_path)
-    with pytest.raises(ValueError, match="camera:N"):
+    with pytest.raises(InputError, match="camera:N"):
         open_source("camera:x")
-    with pytest.raises(OSError, match="camera 97"):
+    with pytest.raises(SourceError, match="camera 97"):
         open_source("camera:97")
 
 
@@ -70,5 +71,13 @@ def test_unreadable_image_mid_folder_raises_naming_it(tmp_path):
     (tmp_path / "1.png").write_bytes(b"broken")
     source = open_source(tmp_path)
     assert source.read() is not None
-    with pytest.raises(OSError, match="1.png"):
+    with pytest.raises(SourceError, match="1.png"):
         source.read()
+
+
+def test_a_looping_video_starts_again_at_its_end(tmp_path):
+    write_video(tmp_path / "v.mp4", 3)
+    frames = looping_video(tmp_path / "v.mp4")
+    values = [int(next(frames)[0, 0, 0]) for _ in range(7)]
+    frames.close()
+    assert values[3:6] == values[:3] and values[6] == values[0]

@@ -1,4 +1,4 @@
-"""The ``track`` command: outputs on the demo, bad input, a source that fails mid-stream."""
+"""The ``track`` command (``cli/track.py``): outputs on the demo, bad input, a source that fails mid-stream."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from keynet.demo import demo_sequence
+from keynet.sources import open_source
 from main import main
 
 
@@ -24,12 +25,9 @@ def short_demo(tmp_path_factory):
 
 
 def read_frames(path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
+    """The number of frames a video file holds."""
+    with open_source(path) as video:
+        return sum(1 for _ in video)
 
 
 def test_track_writes_video_and_json(authors_weights, short_demo, tmp_path):
