@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import trainer.train as train
+from keynet.inference import native_bf16
 from keynet.weights import load_model, read_model_card
 
 from .conftest import DATA, REPO, require_shared
@@ -56,8 +57,20 @@ def test_a_run_writes_checkpoints_log_curves_and_weights_with_a_model_card(photo
     assert len(out.joinpath("log.csv").read_text().splitlines()) == 4  # header, initial validation, 2 epochs
     card = read_model_card(out / "tiny_keynet.pt")
     assert card["epochs"] == 2 and card["data"] == str(photos) and "--tiny" in card["command"]
-    assert "process" in card["machine"] and card["config"]["bf16"] is True
+    assert "process" in card["machine"] and card["config"]["bf16"] is native_bf16(torch.device("cpu"))
     assert type(load_model(out / "tiny_keynet.pt")).__name__ == "TinyKeyNet"
+
+
+def test_bf16_is_chosen_only_where_it_is_native_and_elsewhere_warns_and_trains_in_fp32(photos, tmp_path, monkeypatch,
+                                                                                      capsys):
+    conf = {"train_pairs": 8, "val_pairs": 4, "batch_size": 8, "crop": 64, "workers": 0, "epochs": 1, "bf16": True}
+    monkeypatch.setattr(train, "native_bf16", lambda device: False)
+    run_ = train.Trainer([photos], tmp_path / "emulated", "cpu", **conf)
+    assert run_.conf["bf16"] is False
+    assert "--bf16 ignored" in capsys.readouterr().err
+    monkeypatch.setattr(train, "native_bf16", lambda device: True)
+    assert train.Trainer([photos], tmp_path / "native", "cpu", **conf).conf["bf16"] is True
+    assert "--bf16 ignored" not in capsys.readouterr().err
 
 
 def test_export_writes_the_best_weights_of_a_stopped_run(photos, tmp_path):

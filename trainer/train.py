@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from keynet.detect import local_maxima
 from keynet.files import atomic_path, atomic_torch_save
+from keynet.inference import native_bf16
 from keynet.runtime import keep_freed_memory
 from keynet.metrics import COMMON_REGION_BORDER, common_region_masks, repeatability, select_in_mask
 from keynet.model import KeyNet, build_model
@@ -206,6 +207,10 @@ class Trainer:
         if c["train_pairs"] < c["batch_size"]:
             raise ValueError(f"train_pairs ({c['train_pairs']}) must be at least one batch ({c['batch_size']})")
         self.device = resolve_device(device, self.world)
+        if c["bf16"] and not native_bf16(self.device):
+            c["bf16"] = False
+            print(f"warning: --bf16 ignored: {self.device.type} here has no native bf16, where bf16 is many times "
+                  "slower than fp32; training in fp32", file=sys.stderr)
         if c["threads"]:
             torch.set_num_threads(c["threads"])
         last = self.out / "last.pt"
