@@ -9,16 +9,15 @@ import cv2
 
 from keynet.config import DetectorConfig
 from keynet.detect import KeyNetDetector, Keypoints
-from keynet.errors import OutputError
-from keynet.files import atomic_path
+from keynet.errors import InputError, OutputError
+from keynet.files import atomic_path, check_output_path
 from keynet.image import bgr_canvas, read_image
 from keynet.inference import MODES
-from keynet.model import ARCHITECTURES
 from keynet.render import draw_keypoints
 from keynet.weights import load_model, resolve_weights
 
 from .errors import reporting_errors
-from .options import add_device_option, add_weights_option
+from .options import add_architecture_option, add_device_option, add_weights_option, count
 
 
 def keypoints_json(kps: Keypoints, image_path: str) -> dict:
@@ -32,6 +31,10 @@ def keypoints_json(kps: Keypoints, image_path: str) -> dict:
 
 @reporting_errors
 def run_detect(args: argparse.Namespace) -> int:
+    if args.out:
+        check_output_path(args.out, "--out")
+        if not cv2.haveImageWriter(args.out):
+            raise InputError(f"--out {args.out}: OpenCV writes no image format with that extension (use .png or .jpg)")
     image = read_image(args.image)
     model = load_model(resolve_weights(args.weights, args.architecture), args.architecture)
     detector = KeyNetDetector(model, num_keypoints=args.num, mode=args.mode, multi_scale=not args.single_scale,
@@ -43,7 +46,11 @@ def run_detect(args: argparse.Namespace) -> int:
         canvas = bgr_canvas(image)
         draw_keypoints(canvas, kps.numpy(), by="rank")
         with atomic_path(args.out) as tmp:
-            if not cv2.imwrite(str(tmp), canvas):
+            try:
+                written = cv2.imwrite(str(tmp), canvas)
+            except cv2.error:
+                written = False
+            if not written:
                 raise OutputError(f"cannot write {args.out}: OpenCV does not know the image format of its extension")
     if not args.json:
         print(f"{len(kps)} keypoints" + (f", drawn to {args.out}" if args.out else ""))
@@ -59,8 +66,8 @@ def add_detect_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("image", help="image file (PNG, JPEG, PPM, PGM, ...)")
     p.add_argument("--out", help="write the image with its keypoints drawn (PNG, JPEG)")
     add_weights_option(p)
-    p.add_argument("--architecture", default="keynet", choices=sorted(ARCHITECTURES))
-    p.add_argument("--num", type=int, default=detector["num_keypoints"],
+    add_architecture_option(p)
+    p.add_argument("--num", type=count, default=detector["num_keypoints"],
                    help=f"number of keypoints (default {detector['num_keypoints']})")
     p.add_argument("--json", action="store_true", help="print the keypoints as JSON on stdout")
     p.add_argument("--mode", default=mode, choices=MODES, help=f"inference mode (default {mode})")

@@ -1,8 +1,11 @@
 """``python main.py track``: track a planar target through a video, an image folder or a camera, headless.
 
-Writes an annotated MP4 (``--out``) and per-frame JSON (``--json``: ``FrameResult.to_dict`` of every frame, with
-the state, homography, pose, inliers and timings); both are complete even when the source fails mid-stream (the
-video is finalised and the JSON written, atomically, with what was processed and the error).
+Writes an annotated video (``--out``) and a JSON Lines log (``--json``): a ``run`` record (source, target, its
+quality, the tracker's configuration), one ``frame`` record per frame (``FrameResult.to_dict``: each target's state,
+raw and shown homography and corners, pose, inliers, timings) written as it is tracked, and a ``summary`` record
+(frames, tracked, error, interrupted). A run that fails, is interrupted (SIGINT, SIGTERM) or loses its source
+mid-stream keeps every frame processed so far in both outputs; one that fails before its first frame leaves
+existing outputs untouched. Output paths are checked before any work.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from typing import Any
 from tqdm import tqdm
 
 from keynet.config import TrackerConfig
+from keynet.demo import demo_sequence
 from keynet.describe import DESCRIPTORS, Describer
-from keynet.errors import InputError, SourceError
-from keynet.files import atomic_write_json
+from keynet.errors import InputError, KeyNetError, OutputError
+from keynet.files import JsonLinesLog
 from keynet.geometry import Camera
 from keynet.image import VIDEO_SUFFIXES, as_bgr, read_image
 from keynet.render import Renderer, RenderOptions
@@ -25,10 +29,10 @@ from keynet.sources import FrameSource, looping_video, open_source
 from keynet.tracker import TRACKING, PlanarTracker, tracking_detector
 from keynet.weights import load_model, resolve_weights
 
-from .errors import reporting_errors
-from .options import add_device_option, add_weights_option
+from .errors import Interrupted, reporting_errors, stopping_on_signals
+from .options import add_architecture_option, add_device_option, add_weights_option, count, positive_number
 from .progress import progress_bar
-from .video import VideoOut
+from .video import VIDEO_CODECS, VideoOut, check_video_path
 
 
 def parse_roi(text: str) -> tuple[int, int, int, int]:
@@ -73,61 +77,104 @@ def make_tracker(args: argparse.Namespace) -> PlanarTracker:
     return PlanarTracker(detector, describer, camera, config=config)
 
 
+class Run:
+    """What a ``track`` run produced so far: frames processed and tracked, and how it ended."""
+
+    def __init__(self) -> None:
+        self.frames = self.tracked = 0
+        self.error = self.interrupted = ""
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON Lines log's last record."""
+        return {"kind": "summary", "frames": self.frames, "tracked": self.tracked, "error": self.error,
+                "interrupted": self.interrupted}
+
+
 def track_frames(tracker: PlanarTracker, source: FrameSource, renderer: Renderer, video: VideoOut,
-                 roi: tuple[int, int, int, int] | None, max_frames: int, records: list[dict]) -> None:
-    """Track every frame of ``source`` (up to ``max_frames``, 0: all), appending each frame's record to
-    ``records`` and its drawing to ``video``; with ``roi`` the first frame's rectangle becomes the target."""
+                 log: JsonLinesLog | None, roi: tuple[int, int, int, int] | None, max_frames: int, run: Run) -> None:
+    """Track every frame of ``source`` (up to ``max_frames``, 0: all), logging each frame's record to ``log`` and
+    its drawing to ``video`` as it goes; with ``roi`` the first frame's rectangle becomes the target."""
     bar = tqdm(source, total=len(source) or None, desc="tracking", unit="frame")
     for index, frame, stamp in bar:
         if roi is not None and not tracker.targets:
             with progress_bar("describing the target") as progress:
                 tracker.add_target_roi(frame, roi, "roi", assess=True, progress=progress)
+            if log is not None:
+                log.header["target_quality"] = vars(tracker.targets[0].quality)
         result = tracker.process(frame, index, stamp)
-        records.append(result.to_dict())
         video.write(renderer.draw(frame, result))
+        if log is not None:
+            log.write({"kind": "frame", **result.to_dict()})
+        run.frames += 1
+        run.tracked += bool(result.targets) and result.targets[0].state == TRACKING
         bar.set_postfix_str(result.targets[0].state if result.targets else "")
         if max_frames and index + 1 >= max_frames:
             break
 
 
-def tracked_frames(records: list[dict]) -> int:
-    """How many frames the first target was tracked in."""
-    return sum(1 for r in records if r["targets"] and r["targets"][0]["state"] == TRACKING)
+def default_target(args: argparse.Namespace) -> str | None:
+    """``--target``, or the demo's own poster when the source is the demo and no ``--roi`` is given."""
+    if args.target is None and args.roi is None and str(args.source) == "demo":
+        with progress_bar("rendering the demo", "frame") as progress:
+            return str(demo_sequence(progress=progress).target)
+    return args.target
 
 
 @reporting_errors
 def run_track(args: argparse.Namespace) -> int:
-    if (args.target is None) == (args.roi is None):
-        raise InputError("give exactly one of --target IMAGE or --roi x,y,w,h")
+    with stopping_on_signals():
+        return track(args)
+
+
+def track(args: argparse.Namespace) -> int:
+    """The ``track`` command's work (signals already turned into ``Interrupted``)."""
+    target = default_target(args)
+    if (target is None) == (args.roi is None):
+        raise InputError("give exactly one of --target IMAGE or --roi x,y,w,h (with --source demo the demo's "
+                         "poster is the default target)")
     roi = parse_roi(args.roi) if args.roi else None
+    if args.out:
+        check_video_path(args.out)
+    header = {"kind": "run", "source": str(args.source), "target": target or f"roi {args.roi}"}
+    log = JsonLinesLog(args.json, header) if args.json else None
     tracker = make_tracker(args)
+    header["config"] = tracker.config.to_dict()
     renderer = make_renderer(args.overlay, keypoints=args.keypoints, matches=args.matches, tracks=args.tracks)
+    if target is not None:
+        with progress_bar("describing the target") as progress:
+            tracker.add_target(as_bgr(read_image(target)), Path(target).stem, assess=True, progress=progress)
+        header["target_quality"] = vars(tracker.targets[0].quality)
     with progress_bar("rendering the demo", "frame") as progress:
         source = open_source(args.source, progress=progress)
-    records: list[dict] = []
-    error = ""
+    run = Run()
     video = VideoOut(args.out, source.fps)
     try:
-        if args.target:
-            with progress_bar("describing the target") as progress:
-                tracker.add_target(as_bgr(read_image(args.target)), Path(args.target).stem, assess=True,
-                                   progress=progress)
-        track_frames(tracker, source, renderer, video, roi, args.max_frames, records)
-    except SourceError as exc:
-        error = str(exc)
+        track_frames(tracker, source, renderer, video, log, roi, args.max_frames, run)
+    except Interrupted as exc:
+        run.interrupted = exc.signal_name
+    except (KeyNetError, OSError) as exc:
+        if run.frames == 0:  # nothing was produced: the outputs keep what they had
+            raise
+        run.error = str(exc)
     finally:
-        video.close()
         source.close()
-        quality = tracker.targets[0].quality if tracker.targets else None
-        if args.json:
-            atomic_write_json({"source": str(args.source), "frames": len(records), "tracked": tracked_frames(records),
-                               "error": error, "target_quality": vars(quality) if quality else None,
-                               "per_frame": records}, args.json)
-    print(f"{len(records)} frames, {tracked_frames(records)} tracked"
-          + (f", target {quality.stars}/5 stars" if quality else "")
-          + (f"; video {args.out}" if args.out else "") + (f"; json {args.json}" if args.json else ""))
-    if error:
-        print(f"error: the source failed after {len(records)} frames: {error}; outputs are complete up to there",
+        try:
+            video.close()
+        except OutputError as exc:
+            run.error = run.error or str(exc)
+        if log is not None:
+            log.close(run.summary())
+    print(f"{run.frames} frames, {run.tracked} tracked" + (f"; video {args.out}" if args.out and video.frames else "")
+          + (f"; json {args.json}" if args.json and run.frames else ""))
+    if video.resized:
+        print(f"note: {video.resized} frames of another size were resized to the video's first frame size",
+              file=sys.stderr)
+    if run.interrupted:
+        print(f"stopped by {run.interrupted} after {run.frames} frames; outputs are complete up to there",
+              file=sys.stderr)
+        return Interrupted(run.interrupted).exit_code
+    if run.error:
+        print(f"error: stopped after {run.frames} frames: {run.error}; outputs are complete up to there",
               file=sys.stderr)
         return 1
     return 0
@@ -139,33 +186,33 @@ def add_track_command(commands: argparse._SubParsersAction) -> None:
     detector, matching, geometry = defaults.detector, defaults.matching, defaults.geometry
     p = commands.add_parser("track", help="track a planar target and draw AR content on it (headless)")
     p.add_argument("--source", required=True, help="video file, image folder, camera:N or demo")
-    p.add_argument("--target", help="image of the planar target")
+    p.add_argument("--target", help="image of the planar target (default with --source demo: the demo's poster)")
     p.add_argument("--roi", help="x,y,w,h: the target is this rectangle of the first frame")
     p.add_argument("--overlay", default=drawn.overlay,
                    help=f"cube, axes, none, or an image or video file (default {drawn.overlay})")
-    p.add_argument("--out", help="annotated video (MP4)")
-    p.add_argument("--json", help="per-frame homography, pose, state, inliers and timings (JSON)")
+    p.add_argument("--out", help="annotated video (" + ", ".join(VIDEO_CODECS) + ")")
+    p.add_argument("--json", help="per-frame record of every target (JSON Lines, written as the run goes: "
+                   "see the README's schema)")
     add_weights_option(p)
-    p.add_argument("--tiny", dest="architecture", action="store_const", const="tiny_keynet", default="keynet",
-                   help="Tiny-Key.Net instead of Key.Net")
-    p.add_argument("--num", type=int, default=detector.num_keypoints,
+    add_architecture_option(p)
+    p.add_argument("--num", type=count, default=detector.num_keypoints,
                    help=f"keypoints per frame (default {detector.num_keypoints})")
-    p.add_argument("--nms", type=int, default=detector.nms_size,
+    p.add_argument("--nms", type=count, default=detector.nms_size,
                    help=f"NMS window size (default {detector.nms_size})")
     p.add_argument("--multi-scale", action="store_true", default=detector.multi_scale,
                    help="detect on a pyramid (slower)")
     p.add_argument("--descriptor", default=matching.descriptor, choices=DESCRIPTORS,
                    help=f"descriptor (default {matching.descriptor})")
     p.add_argument("--descriptor-weights", help="HardNet weights file for --descriptor hardnet")
-    p.add_argument("--ratio", type=float, default=matching.ratio,
+    p.add_argument("--ratio", type=positive_number, default=matching.ratio,
                    help=f"ratio test threshold (default {matching.ratio})")
-    p.add_argument("--ransac", type=float, default=geometry.ransac_threshold,
+    p.add_argument("--ransac", type=positive_number, default=geometry.ransac_threshold,
                    help=f"MAGSAC threshold in pixels (default {geometry.ransac_threshold:g})")
     p.add_argument("--calibration", help="camera calibration (OpenCV YAML/XML or JSON: camera_matrix, dist_coeffs)")
-    p.add_argument("--keypoints", default=drawn.keypoints, choices=["off", "score", "scale"],
+    p.add_argument("--keypoints", default=drawn.keypoints, choices=["off", "score", "scale", "rank"],
                    help=f"draw keypoints coloured by score or scale (default {drawn.keypoints})")
     p.add_argument("--matches", action="store_true", help="draw matches (inliers green, outliers red)")
     p.add_argument("--tracks", action="store_true", help="draw keypoint tracks as trails")
-    p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
+    p.add_argument("--max-frames", type=count, default=0, help="stop after this many frames (0: all)")
     add_device_option(p)
     p.set_defaults(run=run_track)

@@ -259,6 +259,18 @@ def level_budgets(num_keypoints: int, num_levels: int, up_levels: int, scale_fac
     return [int(num_keypoints * w / total) for w in weights]
 
 
+def check_count(value: object, name: str) -> int:
+    """``value`` as a count: an integer >= 0 (an integral float such as 500.0 is accepted).
+
+    Raises:
+        OptionError: anything else, named.
+    """
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value != int(value) or value < 0):
+        raise OptionError(f"{name} must be a whole number >= 0; got {value!r}")
+    return int(value)
+
+
 class KeyNetDetector:
     """Key.Net keypoint detector: a model, an inference mode and the extraction settings.
 
@@ -287,8 +299,10 @@ class KeyNetDetector:
         self.conf = {**self.default_conf, **conf}
         self.device = resolve_device(self.conf["device"])
         self.conf["device"] = str(self.device)
-        if int(self.conf["num_keypoints"]) < 0:
-            raise OptionError(f"num_keypoints must be >= 0; got {self.conf['num_keypoints']}")
+        for key in ("num_keypoints", "nms_size", "border", "pyramid_levels", "up_levels"):
+            check_count(self.conf[key], key)
+        if self.conf["nms_size"] < 1:
+            raise OptionError(f"nms_size must be at least 1; got {self.conf['nms_size']}")
         self.model = model
         self.response: Callable[[torch.Tensor], torch.Tensor] = response_function(model, self.conf["mode"], self.device)
 
@@ -327,7 +341,7 @@ class KeyNetDetector:
             keypoints: one ``Keypoints`` per image; response: (B, 1, H, W) float32 on the detector's device.
         """
         x = self.prepare(image)
-        k = int(self.conf["num_keypoints"] if num_keypoints is None else num_keypoints)
+        k = self.conf["num_keypoints"] if num_keypoints is None else check_count(num_keypoints, "num_keypoints")
         if self.conf["multi_scale"]:
             return self._detect_multi_scale(x, k)
         response = self.response(x).float()

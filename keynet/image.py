@@ -31,18 +31,60 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 _LUMA_RGB = (0.299, 0.587, 0.114)
 
 
-def read_image(path: str | Path) -> np.ndarray:
+#: The largest image ``read_image`` decodes (pixels): Key.Net's working memory grows with the image, and a photo
+#: larger than this would need many gigabytes. Downscale larger images first.
+MAX_IMAGE_PIXELS = 4096 * 4096
+
+
+def image_size(path: str | Path) -> tuple[int, int] | None:
+    """(width, height) from the file's header without decoding it, or None when the header is not one Pillow reads."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
+def truncation(path: Path) -> str:
+    """Why a JPEG or PNG file is cut short ("" when it ends as its format requires, or is another format)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        f.seek(max(0, path.stat().st_size - 4096))
+        tail = f.read()
+    if head.startswith(b"\xff\xd8") and b"\xff\xd9" not in tail:
+        return "the JPEG data ends before its end-of-image marker (the file is truncated)"
+    if head.startswith(b"\x89PNG") and b"IEND" not in tail[-64:]:
+        return "the PNG data ends before its IEND chunk (the file is truncated)"
+    return ""
+
+
+def read_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """Read an image file (PNG, JPEG, PPM/PGM with comments, ...) as OpenCV does, unchanged depth and channels.
 
+    The size is checked from the header before decoding, and JPEG and PNG files must be complete.
+
     Raises:
-        InputError: the file does not exist, or is not an image OpenCV can decode (the message names it).
+        InputError: the file does not exist, is a folder, is larger than ``max_pixels``, is truncated, or is not
+            an image OpenCV can decode (the message names it).
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"image file {path} " + ("is a folder, not a file" if path.is_dir() else "does not exist"))
+    size = image_size(path)
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise InputError(f"image {path} is {size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.0f} megapixels); the "
+                         f"largest image keynet reads is {max_pixels / 1e6:.1f} megapixels: downscale it first")
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    cut = truncation(path)
     if image is None or image.size == 0:
-        raise InputError(f"{path} is not a readable image (OpenCV could not decode it)")
+        raise InputError(f"{path} is not a readable image (OpenCV could not decode it{'; ' + cut if cut else ''})")
+    if cut:
+        raise InputError(f"image {path} is not complete: {cut}")
+    if image.shape[0] * image.shape[1] > max_pixels:
+        raise InputError(f"image {path} is {image.shape[1]}x{image.shape[0]}; the largest image keynet reads is "
+                         f"{max_pixels / 1e6:.1f} megapixels: downscale it first")
     return image
 
 
@@ -129,6 +171,9 @@ def to_grey_tensor(image: np.ndarray | torch.Tensor, device: str | torch.device 
         if image.numel() == 0:
             raise InputError(f"image tensor is empty (shape {tuple(image.shape)})")
         x = image
+        if x.dim() == 3 and x.shape[-1] in (1, 3, 4) and x.shape[0] not in (1, 3, 4):
+            raise InputError(f"image tensor has shape {tuple(image.shape)}, channels last; torch images are "
+                             "(C, H, W): pass image.permute(2, 0, 1)")
         if x.dim() == 2:
             x = x[None, None]
         elif x.dim() == 3:

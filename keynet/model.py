@@ -141,6 +141,29 @@ def check_model_input(x: torch.Tensor) -> None:
         )
 
 
+#: The sizes a Key.Net configuration may take (the paper's network is well inside them).
+ARCHITECTURE_LIMITS: dict[str, tuple[float, float]] = {
+    "num_filters": (1, 64), "num_blocks": (1, 8), "num_levels": (1, 6), "kernel_size": (1, 15),
+    "pyramid_factor": (1.05, 4.0)}
+
+
+def check_architecture(conf: dict[str, Any], name: str) -> None:
+    """Refuse sizes outside ``ARCHITECTURE_LIMITS`` (integers where counts are meant, an odd kernel size).
+
+    Raises:
+        OptionError: the first value out of range, named.
+    """
+    for key, (low, high) in ARCHITECTURE_LIMITS.items():
+        value = conf[key]
+        integral = key != "pyramid_factor"
+        if isinstance(value, bool) or not isinstance(value, int if integral else (int, float)) or not (
+                low <= value <= high):
+            kind = "an integer" if integral else "a number"
+            raise OptionError(f"{name} {key} must be {kind} in [{low:g}, {high:g}]; got {value!r}")
+    if conf["kernel_size"] % 2 == 0:
+        raise OptionError(f"{name} kernel_size must be odd; got {conf['kernel_size']}")
+
+
 class KeyNet(nn.Module):
     """The Key.Net response network.
 
@@ -165,6 +188,7 @@ class KeyNet(nn.Module):
         check_options(conf, self.default_conf, type(self).__name__)
         self.conf = {**self.default_conf, **conf}
         c = self.conf
+        check_architecture(c, type(self).__name__)
         self.feature_extractor = FeatureExtractor(c["num_filters"], c["num_blocks"], c["kernel_size"])
         if not self.has_last_conv and c["num_levels"] != 1:
             raise OptionError(f"{type(self).__name__} has no last convolution to merge levels: num_levels must be 1")

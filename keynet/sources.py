@@ -102,6 +102,9 @@ class CaptureSource(FrameSource):
                 raise SourceError(f"{self.name} stopped delivering frames (unplugged?)")
             if self.frames == 0:
                 raise SourceError(f"{self.name} has no frame OpenCV can decode (empty or corrupt)")
+            if self.length - self.frames > max(2, self.length // 100):  # containers may round their count
+                raise SourceError(f"{self.name} declares {self.length} frames but ends after {self.frames}: the "
+                                  "file is truncated or damaged")
             return None
         self.frames += 1
         return as_bgr(frame)

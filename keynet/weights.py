@@ -27,6 +27,11 @@ from .model import KeyNet, architecture_name, build_model
 
 FORMAT = "keynet-live-weights"
 VERSION = 1
+#: How torch's weights-only unpickler names what would import or call code: a global, or the opcodes that load one
+#: (GLOBAL, STACK_GLOBAL, REDUCE, INST, OBJ, NEWOBJ, BUILD).
+_CODE_OPCODES = ("Unsupported global", "GLOBAL", "Unsupported operand 99", "Unsupported operand 149",
+                 "Unsupported operand 82", "Unsupported operand 105", "Unsupported operand 111",
+                 "Unsupported operand 129", "Unsupported operand 98")
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "weights"
 
 
@@ -39,16 +44,20 @@ def read_weights_file(path: str | Path, what: str = "weights file") -> Any:
     """
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"{what} {path} does not exist")
+        raise WeightsError(f"{what} {path} " + ("is a folder, not a file" if path.is_dir() else "does not exist"))
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if not (magic.startswith(b"PK\x03\x04") or magic[:1] == b"\x80"):
+        raise WeightsError(f"{what} {path} is not a PyTorch file (neither a zip archive nor a pickle)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Weights only load failed" in str(exc):
+        if any(code in str(exc) for code in _CODE_OPCODES):
             raise WeightsError(
                 f"{path} holds Python objects other than tensors and plain data (a pickle that could run code); "
                 "refused: weights are loaded with weights_only=True"
             ) from None
-        raise WeightsError(f"{path} is not a PyTorch checkpoint: {exc}") from None
+        raise WeightsError(f"{what} {path} is not a PyTorch checkpoint (damaged or another format)") from None
     except Exception as exc:  # torch.load raises many types on garbage input (IndexError, RuntimeError, ...)
         raise WeightsError(f"{path} is not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
     return obj
@@ -99,6 +108,10 @@ def load_model(path: str | Path, architecture: str | None = None) -> KeyNet:
     except RuntimeError as exc:
         detail = " ".join(str(exc).split())
         raise WeightsError(f"{path} does not fit the {arch} architecture: {detail}") from None
+    broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise WeightsError(f"{path} holds NaN or infinite weights (in {', '.join(broken[:3])}"
+                           + (", ..." if len(broken) > 3 else "") + "): the training that made them diverged")
     return model.eval()
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from keynet.detect import KeyNetDetector
-from keynet.errors import WeightsError
-from keynet.image import to_grey_tensor
-from keynet.model import MIN_IMAGE_SIDE, KeyNet
+from keynet.errors import InputError, OptionError, WeightsError
+from keynet.image import MAX_IMAGE_PIXELS, read_image, to_grey_tensor
+from keynet.model import MIN_IMAGE_SIDE, KeyNet, TinyKeyNet
 from keynet.weights import load_model, save_weights
 
 
@@ -86,13 +87,39 @@ def write_no_state_dict(path):
     torch.save({"weights": torch.zeros(3)}, path)
 
 
+def write_random_bytes(path):
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+
+
+def write_folder(path):
+    path.mkdir()
+
+
+def write_nan_weights(path):
+    model = KeyNet()
+    with torch.no_grad():
+        model.last_conv[0].weight.fill_(float("nan"))
+    save_weights(model, path, {"data": "test", "epochs": 1, "date": "2026-12-03"})
+
+
+def write_absurd_config(path):
+    save_weights(KeyNet(), path, {"data": "test", "epochs": 1, "date": "2026-12-03"})
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["config"]["num_filters"] = 10**9
+    torch.save(ckpt, path)
+
+
 def write_wider_model(path):
     torch.save({"state_dict": KeyNet(num_filters=16).state_dict()}, path)
 
 
 @pytest.mark.parametrize(("name", "write", "message"), [
     ("nothere.pt", None, "weights file .*nothere.pt does not exist"),
-    ("notes.pt", write_notes, "notes.pt is not a PyTorch checkpoint"),
+    ("notes.pt", write_notes, "notes.pt is not a PyTorch file"),
+    ("random.pt", write_random_bytes, "random.pt is not a PyTorch file"),
+    ("folder.pt", write_folder, "folder.pt is a folder"),
+    ("nan.pt", write_nan_weights, "nan.pt holds NaN or infinite weights"),
+    ("huge.pt", write_absurd_config, "huge.pt describes a model that cannot be built.*num_filters"),
     ("other.pt", write_no_state_dict, "other.pt.*'state_dict'"),
     ("wide.pt", write_wider_model, "wide.pt does not fit the keynet architecture.*size mismatch"),
 ])
@@ -128,3 +155,34 @@ def test_our_format_round_trips_with_its_model_card(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["w.pt"]  # no temporary file left behind
     with pytest.raises(ValueError, match="model_card lacks"):
         save_weights(model, tmp_path / "x.pt", {"data": "x"})
+
+
+def test_a_channels_last_tensor_is_named_as_such():
+    with pytest.raises(InputError, match=r"\(375, 500, 3\), channels last.*permute\(2, 0, 1\)"):
+        to_grey_tensor(torch.zeros(375, 500, 3))
+
+
+@pytest.mark.parametrize("count", [1.5, -1, float("nan"), True, "500"])
+def test_keypoint_counts_must_be_whole_numbers(count):
+    with pytest.raises(OptionError, match="num_keypoints must be a whole number"):
+        KeyNetDetector(TinyKeyNet(), num_keypoints=count)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_a_truncated_image_is_refused_not_half_grey(tmp_path, suffix):
+    path = tmp_path / f"cut{suffix}"
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 255, (300, 400, 3), np.uint8))
+    read_image(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=f"cut{suffix} is not (complete|a readable image).*truncated"):
+        read_image(path)
+
+
+def test_an_image_above_the_size_limit_is_refused_from_its_header(tmp_path):
+    path = tmp_path / "big.png"
+    cv2.imwrite(str(path), np.zeros((3000, 2000), np.uint8))
+    with pytest.raises(InputError, match=r"big.png is 2000x3000 \(6 megapixels\).*downscale"):
+        read_image(path, max_pixels=5_000_000)
+    assert read_image(path).shape == (3000, 2000)
+    assert MAX_IMAGE_PIXELS == 4096 * 4096

@@ -47,6 +47,16 @@ def test_detect_cli_prints_json_and_draws(test_image, authors_weights, tmp_path)
     assert cv2.imread(str(out)).shape[:2] == cv2.imread(str(test_image)).shape[:2]
 
 
+def test_detect_checks_its_output_before_detecting(tmp_path):
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 255, (120, 160), np.uint8))
+    result = run_cli("detect", str(image), "--out", str(tmp_path / "kps.xyz"))
+    assert result.returncode == 2 and "OpenCV writes no image format" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+    result = run_cli("detect", str(image), "--num", "1.5")
+    assert result.returncode == 2 and "--num" in result.stderr and "whole number" in result.stderr
+
+
 @pytest.mark.parametrize("error", [InputError("bad region"), SourceError("camera 3 is gone"), OSError("disk full")])
 def test_every_command_turns_expected_failures_into_one_line_and_exit_code_2(error, capsys):
     def failing(args: argparse.Namespace) -> int:

@@ -81,3 +81,20 @@ def test_a_looping_video_starts_again_at_its_end(tmp_path):
     values = [int(next(frames)[0, 0, 0]) for _ in range(7)]
     frames.close()
     assert values[3:6] == values[:3] and values[6] == values[0]
+
+
+def test_a_truncated_video_is_reported_with_the_frames_it_declares(tmp_path):
+    path = tmp_path / "cut.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        writer.write(rng.integers(0, 255, (48, 64, 3), np.uint8))
+    writer.release()
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.6)])
+    read = 0
+    with pytest.raises(SourceError, match=r"cut.avi declares 50 frames but ends after \d+: the file is truncated"):
+        with open_source(path) as source:
+            for _ in source:
+                read += 1
+    assert 0 < read < 50

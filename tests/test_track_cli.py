@@ -1,17 +1,27 @@
-"""The ``track`` command (``cli/track.py``): outputs on the demo, bad input, a source that fails mid-stream."""
+"""The ``track`` command (``cli/track.py``) with the shipped weights: outputs on the demo, bad input, faults that
+must keep what a user had (a failing source, a signal, a bad output path)."""
 
 from __future__ import annotations
 
-import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import cv2
 import numpy as np
 import pytest
 
+from keynet.config import TrackerConfig
 from keynet.demo import demo_sequence
+from keynet.files import read_json_lines
+from keynet.geometry import Camera
 from keynet.sources import open_source
 from main import main
+
+from .conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -30,61 +40,161 @@ def read_frames(path) -> int:
         return sum(1 for _ in video)
 
 
-def test_track_writes_video_and_json(authors_weights, short_demo, tmp_path):
+def log_parts(path):
+    """A JSON Lines log's run record, frame records and summary (None when the run did not end)."""
+    records = read_json_lines(path)
+    frames = [r for r in records if r["kind"] == "frame"]
+    summary = records[-1] if records[-1]["kind"] == "summary" else None
+    assert records[0]["kind"] == "run"
+    return records[0], frames, summary
+
+
+def test_track_writes_video_and_a_json_lines_log_of_raw_and_shown_estimates(short_demo, tmp_path):
     frames, target = short_demo
-    out, js = tmp_path / "out.mp4", tmp_path / "out.json"
+    out, js = tmp_path / "out.mp4", tmp_path / "out.jsonl"
     rc = main(["track", "--source", str(frames), "--target", str(target), "--out", str(out), "--json", str(js),
-               "--weights", str(authors_weights), "--overlay", "axes", "--matches", "--keypoints", "scale"])
+               "--overlay", "axes", "--matches", "--keypoints", "scale"])
     assert rc == 0
     assert read_frames(out) == 12
-    data = json.loads(js.read_text())
-    assert data["frames"] == 12 and data["tracked"] >= 11
-    h = np.array(data["per_frame"][5]["targets"][0]["homography"])
-    assert h.shape == (3, 3)
+    run, per_frame, summary = log_parts(js)
+    assert summary["frames"] == 12 == len(per_frame) and summary["tracked"] >= 11
+    assert summary["error"] == "" and summary["interrupted"] == ""
+    assert run["target_quality"]["stars"] >= 1 and run["config"]["detector"]["num_keypoints"] == 500
+    tracked = per_frame[5]["targets"][0]
+    assert np.array(tracked["homography"]).shape == (3, 3) == np.array(tracked["raw_homography"]).shape
+    assert np.array(tracked["corners"]).shape == (4, 2) == np.array(tracked["raw_corners"]).shape
+    height, width = cv2.imread(str(sorted(frames.iterdir())[0])).shape[:2]
+    assert per_frame[5]["camera"] == Camera.from_fov(width, height, TrackerConfig().geometry.fov_deg).to_dict()
 
 
-def test_source_failing_mid_stream_leaves_complete_outputs(authors_weights, short_demo, tmp_path):
+def test_source_failing_mid_stream_keeps_every_frame_before_it(short_demo, tmp_path):
     frames, target = short_demo
     broken = tmp_path / "broken"
     shutil.copytree(frames, broken)
     seventh = sorted(broken.iterdir())[6]
     seventh.write_bytes(b"not an image")
-    out, js = tmp_path / "out.mp4", tmp_path / "out.json"
-    rc = main(["track", "--source", str(broken), "--target", str(target), "--out", str(out), "--json", str(js),
-               "--weights", str(authors_weights)])
+    out, js = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    rc = main(["track", "--source", str(broken), "--target", str(target), "--out", str(out), "--json", str(js)])
     assert rc == 1
     assert read_frames(out) == 6
-    data = json.loads(js.read_text())
-    assert data["frames"] == 6 and seventh.name in data["error"]
+    _, per_frame, summary = log_parts(js)
+    assert len(per_frame) == 6 == summary["frames"] and seventh.name in summary["error"]
 
 
-def test_roi_target(authors_weights, short_demo, tmp_path, capsys):
+def test_roi_target(short_demo, tmp_path):
     frames, _ = short_demo
-    js = tmp_path / "roi.json"
+    js = tmp_path / "roi.jsonl"
     assert main(["track", "--source", str(frames), "--roi", "220,160,200,150", "--json", str(js),
-                 "--weights", str(authors_weights), "--max-frames", "4"]) == 0
-    data = json.loads(js.read_text())
-    assert data["frames"] == 4 and data["tracked"] == 4
+                 "--max-frames", "4"]) == 0
+    run, _, summary = log_parts(js)
+    assert summary["frames"] == 4 and summary["tracked"] == 4 and run["target_quality"] is not None
+
+
+def test_the_demo_source_tracks_its_own_poster_by_default(tmp_path):
+    js = tmp_path / "demo.jsonl"
+    assert main(["track", "--source", "demo", "--json", str(js), "--max-frames", "3",
+                 "--architecture", "tiny_keynet"]) == 0
+    run, _, summary = log_parts(js)
+    assert summary["frames"] == 3 and run["target"].endswith(demo_sequence().target.name)
+
+
+def previous_outputs(tmp_path):
+    """An existing video and log a failed run must leave byte for byte as they were."""
+    out, js = tmp_path / "old.mp4", tmp_path / "old.jsonl"
+    out.write_bytes(b"a video the user had")
+    js.write_text('{"kind": "run"}\n')
+    return out, js
 
 
 @pytest.mark.parametrize("content", [b"", b"garbage that is not a video"])
-def test_unreadable_or_empty_video(authors_weights, short_demo, tmp_path, capsys, content):
+def test_unreadable_or_empty_video_leaves_existing_outputs_untouched(short_demo, tmp_path, capsys, content):
     video = tmp_path / "bad.mp4"
     video.write_bytes(content)
-    rc = main(["track", "--source", str(video), "--target", str(short_demo[1]), "--weights", str(authors_weights)])
-    assert rc != 0
+    out, js = previous_outputs(tmp_path)
+    rc = main(["track", "--source", str(video), "--target", str(short_demo[1]), "--out", str(out), "--json", str(js)])
+    assert rc == 2
     assert "bad.mp4" in capsys.readouterr().err
+    assert out.read_bytes() == b"a video the user had" and js.read_text() == '{"kind": "run"}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4", "old.jsonl", "old.mp4"]  # no temporary file
 
 
-def test_target_with_too_few_keypoints(authors_weights, short_demo, tmp_path, capsys):
+def test_failures_before_the_first_frame_leave_existing_outputs_untouched(short_demo, tmp_path, capsys):
+    out, js = previous_outputs(tmp_path)
     flat = tmp_path / "flat.png"
     cv2.imwrite(str(flat), np.full((200, 200, 3), 128, np.uint8))
-    rc = main(["track", "--source", str(short_demo[0]), "--target", str(flat), "--weights", str(authors_weights)])
-    assert rc == 2
+    common = ["--source", str(short_demo[0]), "--out", str(out), "--json", str(js)]
+    assert main(["track", *common, "--target", str(flat)]) == 2
     assert "at least 30" in capsys.readouterr().err
+    assert main(["track", *common, "--roi", "600,400,200,200"]) == 2
+    assert "not inside" in capsys.readouterr().err
+    assert out.read_bytes() == b"a video the user had" and js.read_text() == '{"kind": "run"}\n'
 
 
-def test_bad_roi_and_missing_target(authors_weights, short_demo, capsys):
-    assert main(["track", "--source", str(short_demo[0]), "--roi", "1,2,3", "--weights", str(authors_weights)]) == 2
+def test_bad_output_paths_are_refused_before_any_work(short_demo, tmp_path, capsys):
+    frames, target = short_demo
+    other = tmp_path / "old.xyz"
+    other.write_bytes(b"precious")
+    cases = {str(other): "expected a video file name", str(tmp_path): "expected a video file name",
+             str(tmp_path / "folder.mp4"): "is a folder"}
+    (tmp_path / "folder.mp4").mkdir()
+    for path, message in cases.items():
+        assert main(["track", "--source", str(frames), "--target", str(target), "--out", path]) == 2
+        assert message in capsys.readouterr().err, path
+    assert main(["track", "--source", str(frames), "--target", str(target), "--json", "/dev/null"]) == 2
+    assert "not a regular file" in capsys.readouterr().err
+    assert other.read_bytes() == b"precious"
+
+
+def test_bad_roi_missing_target_and_bad_numbers(short_demo, capsys):
+    assert main(["track", "--source", str(short_demo[0]), "--roi", "1,2,3"]) == 2
     assert "x,y,w,h" in capsys.readouterr().err
-    assert main(["track", "--source", str(short_demo[0]), "--weights", str(authors_weights)]) == 2
+    assert main(["track", "--source", str(short_demo[0])]) == 2
+    assert "--target" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["track", "--source", str(short_demo[0]), "--num", "-5"])
+    assert exit_.value.code == 2 and "--num" in capsys.readouterr().err
+
+
+def test_outputs_follow_the_umask(short_demo, tmp_path):
+    previous = os.umask(0o027)
+    try:
+        js = tmp_path / "m.jsonl"
+        assert main(["track", "--source", str(short_demo[0]), "--target", str(short_demo[1]), "--json", str(js),
+                     "--max-frames", "1", "--architecture", "tiny_keynet"]) == 0
+    finally:
+        os.umask(previous)
+    assert js.stat().st_mode & 0o777 == 0o640
+
+
+def test_sigterm_and_sigint_keep_every_frame_processed_and_leave_no_temporary_file(short_demo, tmp_path):
+    frames, target = short_demo
+    looped = tmp_path / "long"
+    looped.mkdir()
+    for i in range(400):  # long enough that the signal arrives mid-run
+        os.link(sorted(frames.iterdir())[i % 12], looped / f"{i:04d}.png")
+    for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        out, js = tmp_path / f"{sig.name}.mp4", tmp_path / f"{sig.name}.jsonl"
+        proc = subprocess.Popen([sys.executable, "main.py", "track", "--source", str(looped), "--target", str(target),
+                                 "--out", str(out), "--json", str(js), "--architecture", "tiny_keynet"],
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (js.exists() and len(js.read_text().splitlines()) >= 4):
+            time.sleep(0.2)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == code, err
+        assert f"stopped by {sig.name}" in err
+        _, per_frame, summary = log_parts(js)
+        assert summary["interrupted"] == sig.name and summary["frames"] == len(per_frame) >= 3
+        assert read_frames(out) == summary["frames"]
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+def test_a_stale_temporary_file_of_a_killed_run_is_removed_by_the_next_one(short_demo, tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".out.{int(dead.stdout)}.abc123.tmp.mp4"
+    stale.write_bytes(b"half a video")
+    assert main(["track", "--source", str(short_demo[0]), "--target", str(short_demo[1]),
+                 "--out", str(tmp_path / "out.mp4"), "--max-frames", "1", "--architecture", "tiny_keynet"]) == 0
+    assert not stale.exists()
+    assert read_frames(tmp_path / "out.mp4") == 1
