@@ -46,6 +46,18 @@ def check_output_path(path: str | Path, what: str = "output") -> Path:
     return path
 
 
+@contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Turn an ``OSError`` of the block (a full disk, a missing permission) into an ``OutputError`` naming
+    ``path``."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -85,28 +97,23 @@ def atomic_path(path: str | Path, verify: Callable[[Path], None] | None = None) 
         OutputError: ``path`` cannot be written (see ``check_output_path``), or an OS error while writing.
     """
     path = check_output_path(path)
-    try:
+    with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(path.parent)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=f".tmp{path.suffix}",
                                         dir=path.parent)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        yield tmp
-        if verify is not None:
-            verify(tmp)
-        mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else _new_file_mode()
-        os.chmod(tmp, mode)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        if isinstance(exc, OutputError):
-            raise
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        with writing(path):
+            yield tmp
+            if verify is not None:
+                verify(tmp)
+            mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else _new_file_mode()
+            os.chmod(tmp, mode)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -155,7 +162,7 @@ class JsonLinesLog:
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record (a JSON object)."""
-        try:
+        with writing(self.path):
             if self._file is None:
                 with atomic_path(self.path) as tmp:
                     tmp.write_text(self._line(self.header) + self._line(record), encoding="utf-8")
@@ -167,10 +174,6 @@ class JsonLinesLog:
                 if time.monotonic() - self._synced >= self.sync_seconds:
                     os.fsync(self._file.fileno())
                     self._synced = time.monotonic()
-        except OSError as exc:
-            if isinstance(exc, OutputError):
-                raise
-            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
         self.records += 1
 
     def close(self, summary: dict[str, Any]) -> None:
@@ -178,11 +181,10 @@ class JsonLinesLog:
         if self._file is None:
             return
         try:
-            self._file.write(self._line(summary))
-            self._file.flush()
-            os.fsync(self._file.fileno())
-        except OSError as exc:
-            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+            with writing(self.path):
+                self._file.write(self._line(summary))
+                self._file.flush()
+                os.fsync(self._file.fileno())
         finally:
             self._file.close()
             self._file = None
