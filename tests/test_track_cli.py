@@ -198,3 +198,35 @@ def test_a_stale_temporary_file_of_a_killed_run_is_removed_by_the_next_one(short
                  "--out", str(tmp_path / "out.mp4"), "--max-frames", "1", "--architecture", "tiny_keynet"]) == 0
     assert not stale.exists()
     assert read_frames(tmp_path / "out.mp4") == 1
+
+
+def test_a_video_the_encoder_could_not_finish_never_replaces_the_old_one(short_demo, tmp_path, monkeypatch, capsys):
+    real = cv2.VideoWriter
+
+    class FullDisk:
+        """An encoder that stops storing frames after the third, as on a full disk."""
+
+        def __init__(self, *args):
+            self.writer, self.count = real(*args), 0
+
+        def isOpened(self):  # noqa: N802 (OpenCV's name)
+            return self.writer.isOpened()
+
+        def write(self, frame):
+            self.count += 1
+            if self.count <= 3:
+                self.writer.write(frame)
+
+        def release(self):
+            self.writer.release()
+
+    monkeypatch.setattr("cli.video.cv2.VideoWriter", FullDisk)
+    out, js = previous_outputs(tmp_path)
+    rc = main(["track", "--source", str(short_demo[0]), "--target", str(short_demo[1]), "--out", str(out),
+               "--json", str(js), "--architecture", "tiny_keynet"])
+    assert rc == 1
+    assert "holds 3 of the 12 frames" in capsys.readouterr().err
+    assert out.read_bytes() == b"a video the user had"
+    _, per_frame, summary = log_parts(js)
+    assert len(per_frame) == 12 and "holds 3 of the 12 frames" in summary["error"]
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]
