@@ -16,8 +16,8 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def reporting_errors(run: Command) -> Command:
-    """``run``, with every ``KeyNetError`` and ``OSError`` it raises turned into one line on stderr and exit code 2,
-    and an ``Interrupted`` into one line and the signal's exit code."""
+    """``run``, with every ``KeyNetError``, ``OSError`` and ``MemoryError`` it raises turned into one line on stderr
+    and exit code 2, and an ``Interrupted`` into one line and the signal's exit code."""
 
     @functools.wraps(run)
     def reported(args: argparse.Namespace) -> int:
@@ -25,6 +25,10 @@ def reporting_errors(run: Command) -> Command:
             return run(args)
         except (KeyNetError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except MemoryError:
+            print("error: not enough memory for this input; use a smaller image or video, or fewer keypoints",
+                  file=sys.stderr)
             return 2
         except Interrupted as exc:
             print(f"stopped by {exc.signal_name} before any output was written", file=sys.stderr)

@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,6 +133,51 @@ def top_up(found: list[tuple[torch.Tensor, torch.Tensor]], spare: list[tuple[tor
             found[i] = (torch.cat([found[i][0], xy[rows]]), torch.cat([found[i][1], score[rows]]))
 
 
+Box = tuple[int, int, int, int]
+#: Pixels around a region that region detection computes the response on: Key.Net's receptive field (the 5x5
+#: derivatives, three 5x5 learned blocks and the 5x5 last convolution, on levels down to 1/1.44) and the NMS window.
+REGION_MARGIN = 24
+#: Region boxes start on multiples of this, so that the pyramid levels of a region (1/1.2, 1/1.44) sample the
+#: image on the full image's grid.
+REGION_GRID = 36
+
+
+def merged_boxes(regions: Sequence[Box], size: tuple[int, int], margin: int, min_side: int) -> list[Box]:
+    """``regions`` grown by ``margin``, their origin snapped down to ``REGION_GRID``, clipped to the ``size`` =
+    (w, h) image, at least ``min_side`` a side, and merged until no two overlap."""
+    w, h = size
+    boxes = []
+    for x0, y0, x1, y1 in regions:
+        gx0 = max(0, int(x0) - margin) // REGION_GRID * REGION_GRID
+        gy0 = max(0, int(y0) - margin) // REGION_GRID * REGION_GRID
+        gx1, gy1 = min(w, math.ceil(x1) + margin), min(h, math.ceil(y1) + margin)
+        gx1, gy1 = min(w, max(gx1, gx0 + min_side)), min(h, max(gy1, gy0 + min_side))
+        gx0, gy0 = max(0, min(gx0, gx1 - min_side)), max(0, min(gy0, gy1 - min_side))
+        if gx1 > gx0 and gy1 > gy0:
+            boxes.append((gx0, gy0, gx1, gy1))
+    i = 0
+    while i < len(boxes):
+        a = boxes[i]
+        other = next((j for j in range(len(boxes)) if j != i and a[0] < boxes[j][2] and boxes[j][0] < a[2]
+                      and a[1] < boxes[j][3] and boxes[j][1] < a[3]), None)
+        if other is None:
+            i += 1
+            continue
+        b = boxes.pop(other)
+        boxes[i if other > i else i - 1] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+        i = 0
+    return boxes
+
+
+def inside_any(xy: torch.Tensor, regions: Sequence[Box], inner: Box) -> torch.Tensor:
+    """(N,) whether each of ``xy`` (N, 2) lies in one of ``regions`` and inside the ``inner`` box of the image."""
+    x, y = xy[:, 0], xy[:, 1]
+    keep = torch.zeros(len(xy), dtype=torch.bool, device=xy.device)
+    for x0, y0, x1, y1 in regions:
+        keep |= (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
+    return keep & (x >= inner[0]) & (x < inner[2]) & (y >= inner[1]) & (y < inner[3])
+
+
 class KeyNetDetector:
     """Key.Net keypoint detector: a model, an inference mode and the extraction settings.
 
@@ -210,9 +255,47 @@ class KeyNetDetector:
         kps = [self._keypoints([(xy[:k], score[:k])], [(1.0, 1.0)], [1.0]) for xy, score in self._maxima(response)]
         return kps, response
 
-    def _maxima(self, response: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def detect_in_regions(self, image: np.ndarray | torch.Tensor, regions: Sequence[Box],
+                          num_keypoints: int | None = None) -> Keypoints:
+        """Single-scale detection of one image inside ``regions`` only: the response is computed on each region
+        grown by ``REGION_MARGIN`` pixels (what Key.Net's receptive field needs to see), so inside a region it is
+        the full image's response up to the pyramid levels' resampling; maxima outside the regions, or in the
+        ``border`` strip of the image, are dropped.
+
+        Args:
+            image: one image (see ``keynet.image.to_grey_tensor``).
+            regions: (x0, y0, x1, y1) pixel boxes; clipped to the image, overlapping ones computed once.
+            num_keypoints: overrides ``conf["num_keypoints"]``: the best of all regions together.
+
+        Returns:
+            ``Keypoints`` in image coordinates, sorted by score.
+        """
+        if self.conf["multi_scale"]:
+            raise OptionError("detect_in_regions is single-scale: make the detector with multi_scale=False")
+        x = self.prepare(image)
+        if x.shape[0] != 1:
+            raise InputError(f"detect_in_regions takes one image; got a batch of {x.shape[0]}")
+        k = self.conf["num_keypoints"] if num_keypoints is None else check_count(num_keypoints, "num_keypoints")
+        h, w = x.shape[-2:]
+        b = self.conf["border"]
+        xys, scores = [], []
+        for gx0, gy0, gx1, gy1 in merged_boxes(regions, (w, h), REGION_MARGIN, self.min_image_side):
+            response = self.response(x[..., gy0:gy1, gx0:gx1]).float()
+            xy, score = self._maxima(response, border=0)[0]
+            xy = xy.float() + torch.tensor([gx0, gy0], dtype=torch.float32, device=xy.device)
+            keep = inside_any(xy, regions, (b, b, w - b, h - b))
+            xys.append(xy[keep])
+            scores.append(score[keep])
+        if not xys:
+            return empty_keypoints(self.device, float(self.conf["size_multiplier"]))
+        xy, score = torch.cat(xys), torch.cat(scores)
+        order = torch.argsort(score, descending=True, stable=True)[:k]
+        return Keypoints(xy[order], torch.ones(len(order), device=xy.device), score[order],
+                         float(self.conf["size_multiplier"]))
+
+    def _maxima(self, response: torch.Tensor, border: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         c = self.conf
-        found = local_maxima(response, c["nms_size"], c["border"], c["score_threshold"])
+        found = local_maxima(response, c["nms_size"], c["border"] if border is None else border, c["score_threshold"])
         if c["subpixel"]:
             found = [(subpixel_peaks(response[j, 0], xy), score) for j, (xy, score) in enumerate(found)]
         return found

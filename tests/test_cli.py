@@ -57,6 +57,14 @@ def test_detect_checks_its_output_before_detecting(tmp_path):
     assert result.returncode == 2 and "--num" in result.stderr and "whole number" in result.stderr
 
 
+def test_running_out_of_memory_is_one_line_too(capsys):
+    def hungry(args: argparse.Namespace) -> int:
+        raise MemoryError
+
+    assert reporting_errors(hungry)(argparse.Namespace()) == 2
+    assert capsys.readouterr().err.startswith("error: not enough memory for this input")
+
+
 @pytest.mark.parametrize("error", [InputError("bad region"), SourceError("camera 3 is gone"), OSError("disk full")])
 def test_every_command_turns_expected_failures_into_one_line_and_exit_code_2(error, capsys):
     def failing(args: argparse.Namespace) -> int:

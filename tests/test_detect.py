@@ -10,6 +10,7 @@ import pytest
 import torch
 from kornia.feature import KeyNetDetector as KorniaKeyNetDetector
 
+from keynet.demo import demo_sequence
 from keynet.detect import KeyNetDetector, level_budgets
 from keynet.image import to_grey_tensor
 from keynet.maxima import local_maxima, ring_max, subpixel_peaks, window_max
@@ -199,3 +200,30 @@ def test_fast_mode_keeps_95_percent_of_exact_keypoints(authors_model, multi_scal
         e, f = exact.detect(image)[0], fast.detect(image)[0]
         kept = (torch.cdist(e.xy, f.xy).min(1).values <= 1.0).float().mean()
         assert kept >= 0.95, (path, float(kept))
+
+
+def test_region_boxes_grow_snap_clip_and_merge():
+    from keynet.detect import REGION_GRID, merged_boxes
+
+    boxes = merged_boxes([(100, 100, 200, 200), (190, 150, 300, 260), (500, 10, 520, 30)], (640, 480), 24, 40)
+    assert len(boxes) == 2
+    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = sorted(boxes)
+    assert ax0 % REGION_GRID == 0 and ay0 % REGION_GRID == 0 and ax0 <= 76 and ay0 <= 76
+    assert (ax1, ay1) == (324, 284)  # the union of the first two, grown by 24
+    assert bx1 - bx0 >= 40 and by0 == 0 and bx1 <= 640  # a small box near the top: at least 40 px, clipped
+
+
+def test_detection_in_regions_finds_the_full_frames_keypoints_there():
+    frame = cv2.imread(str(sorted(demo_sequence().frames.iterdir())[40]))
+    detector = KeyNetDetector(load_model(default_weights()), multi_scale=False, subpixel=True, nms_size=9,
+                              num_keypoints=100_000)
+    regions = [(150, 100, 450, 330), (400, 250, 600, 420)]
+    full = detector.detect(frame)[0].xy.numpy()
+    inside = np.zeros(len(full), bool)
+    for x0, y0, x1, y1 in regions:
+        inside |= (full[:, 0] >= x0) & (full[:, 0] < x1) & (full[:, 1] >= y0) & (full[:, 1] < y1)
+    found = detector.detect_in_regions(frame, regions)
+    assert len(found) == pytest.approx(inside.sum(), rel=0.05)
+    distance = np.linalg.norm(full[inside][:, None] - found.xy.numpy()[None], axis=2).min(1)
+    assert np.mean(distance < 1) >= 0.95
+    assert torch.all(found.score[:-1] >= found.score[1:]) and len(detector.detect_in_regions(frame, regions, 7)) == 7
