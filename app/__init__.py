@@ -9,23 +9,10 @@ import os
 import sys
 
 
-def prefer_sleeping_threads() -> bool:
-    """Make torch's OpenMP threads sleep while they wait for work instead of spinning (``OMP_WAIT_POLICY=PASSIVE``).
-
-    OpenMP reads the policy when torch loads, so call this before importing torch; a policy set by the user is kept.
-    Spinning threads hold the cores that the capture and UI threads, and any other process, need; an OpenMP
-    thread that then loses its core stalls every parallel region. On the 2-core CPU with another process busy,
-    Key.Net ran 10x slower with 2 spinning threads than with 1; with sleeping threads, 2 were as fast as 1 or
-    faster (``bench/app_fps.py`` measures both). Returns whether the policy in force is passive.
-    """
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    return os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
-
-
 def app_threads() -> int:
-    """Give torch every core when its threads sleep while waiting (``prefer_sleeping_threads``), else every core
-    but one (spinning threads on every core starve the capture and UI threads); returns the count."""
+    """Give torch every core when its OpenMP threads sleep while waiting (``keynet.runtime.prefer_sleeping_threads``,
+    which the entry points call before torch loads), else every core but one (spinning threads on every core starve
+    the capture and UI threads); returns the count."""
     import torch
 
     cores = os.cpu_count() or 1
@@ -35,7 +22,8 @@ def app_threads() -> int:
 
 
 def run_app(argv: list[str] | None = None) -> int:
-    """Open the main window (the first camera, else the bundled demo) and run the event loop."""
+    """Open the main window (the first camera, else the bundled demo) and run the event loop; ``main.py`` has set
+    the process-wide settings of ``keynet.runtime`` before torch loaded."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
                                                   or os.environ.get("QT_QPA_PLATFORM")):
         print("error: no display to open the app on (DISPLAY is not set); run it in a desktop session, "

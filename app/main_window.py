@@ -12,6 +12,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 from PyQt6.QtCore import QPointF, QRect, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PyQt6.QtWidgets import (
@@ -20,26 +21,31 @@ from PyQt6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QProgressBar,
     QVBoxLayout,
     QWidget,
 )
 
 from keynet.demo import demo_sequence
+from keynet.errors import KeyNetError
+from keynet.files import check_output_path
 
 from .charts import LatencyChart
-from .pipeline import FrameOutput, SourceSpec, TrackingPipeline, ViewOptions, available_sources, descriptor_names
+from .pipeline import FrameOutput, SourceSpec, TrackingPipeline, available_sources, default_view, descriptor_names
 from .recording import PoseLog, VideoRecorder, save_snapshot
-from .settings_panel import AppSettings, SettingsPanel, settings_store
+from .settings import AppSettings
+from .settings_panel import SettingsPanel, load_settings, save_settings, settings_store
 from .views import VideoView
 from .workers import CaptureThread, LatestFrame, ProcessingThread, WorkerSignals
 
 JOIN_TIMEOUT_S = 3.0
 FPS_WINDOW_FRAMES, FPS_WINDOW_S = 30, 5.0  # frames per second over the last 30 frames shown, at most 5 s
 STATUS_REFRESH_MS = 200
+DEFAULT_RECORDING_FPS = 30.0  # recordings of cameras (files record at their own rate)
 
 # (action name, shortcut, description) for the Help menu and the actions themselves.
 SHORTCUTS = [
-    ("pause", "Space", "Pause / resume"),
+    ("pause", "Space", "Pause / resume (at the end of a file: play it again)"),
     ("step", "Right", "Step one frame (while paused)"),
     ("keypoints", "K", "Keypoints: off / by score / by scale"),
     ("matches", "M", "Show matches"),
@@ -54,6 +60,7 @@ SHORTCUTS = [
     ("open_video", "Ctrl+O", "Open a video file"),
     ("open_folder", "Ctrl+Shift+O", "Open an image folder"),
     ("open_demo", "D", "Open the bundled demo"),
+    ("loop", "L", "Loop files (the demo, videos, image folders)"),
     ("target_image", "Ctrl+T", "Load a target image"),
     ("help", "F1", "Keyboard shortcuts"),
     ("quit", "Ctrl+Q", "Quit"),
@@ -82,17 +89,22 @@ class MainWindow(QMainWindow):
         self.resize(1280, 800)
         self.remember, self.ask = remember, ask
         self.store = settings_store()
-        settings = settings or AppSettings.load(self.store)
+        settings = settings or load_settings(self.store)
         descriptors = descriptor_names()
         if settings.descriptor not in descriptors:
             settings = replace(settings, descriptor=descriptors[0])
-        self.view_options = ViewOptions()
+        self.view_options = default_view()
+        self.overlay_path = ""
         self.output: FrameOutput | None = None
         self.source: SourceSpec | None = None
+        self.ended = False  # the file source played to its end
+        self.replaying = False  # playing the file that ended again
         self.recorder: VideoRecorder | None = None
         self.pose_log = PoseLog()
         self.frame_times: list[float] = []
         self.fps = 0.0
+        self.inspected: tuple[int, int] | None = None  # (frame index, keypoint row) of the inspected keypoint
+        self.inspected_track = -1  # its track id (followed from frame to frame while >= 0)
 
         self.view = VideoView()
         self.setCentralWidget(self.view)
@@ -105,7 +117,8 @@ class MainWindow(QMainWindow):
 
         self.signals = WorkerSignals()
         self.slot = LatestFrame()
-        self.pipeline = TrackingPipeline(settings, self.view_options, on_record=self._record)
+        self.pipeline = TrackingPipeline(settings, self.view_options, on_record=self._record,
+                                         on_progress=self.signals.progress.emit)
         self.processing = ProcessingThread(self.pipeline, self.slot, self.signals)
         self.capture: CaptureThread | None = None
         self.signals.frame_ready.connect(self._show_output)
@@ -114,7 +127,9 @@ class MainWindow(QMainWindow):
         self.signals.source_ended.connect(self._source_ended)
         self.signals.processing_failed.connect(lambda msg: self.show_message(f"Processing error: {msg}"))
         self.signals.notice.connect(self.show_message)
+        self.signals.recording_failed.connect(self._recording_failed)
         self.signals.model_status.connect(self._model_status)
+        self.signals.progress.connect(self.show_progress)
         self.view.rect_selected.connect(self.set_target_rect)
         self.view.point_clicked.connect(self.inspect_point)
         self.panel.changed.connect(self.apply_settings)
@@ -149,7 +164,7 @@ class MainWindow(QMainWindow):
         dock.setWidget(side)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-        chart_dock = QDockWidget("Latency per stage (ms), fps and inlier ratio", self)
+        chart_dock = QDockWidget("Latency per stage, frames per second and inliers per target", self)
         chart_dock.setObjectName("chart")
         chart_dock.setWidget(self.chart)
         chart_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
@@ -161,6 +176,10 @@ class MainWindow(QMainWindow):
         self.fps_label = QLabel("fps: -")
         self.inlier_label = QLabel("inliers: -")
         self.rec_label = QLabel("")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setMaximumWidth(260)
+        self.progress_bar.setVisible(False)
+        bar.addPermanentWidget(self.progress_bar)
         for w in (self.rec_label, self.state_label, self.inlier_label, self.fps_label):
             w.setMinimumWidth(90)
             bar.addPermanentWidget(w)
@@ -189,6 +208,7 @@ class MainWindow(QMainWindow):
         self._action("open_video", source, self._ask_video)
         self._action("open_folder", source, self._ask_folder)
         self._action("open_demo", source, lambda: self.open_source(SourceSpec.demo()))
+        self._action("loop", source, self.set_loop, checkable=True)
         source.addSeparator()
         self._action("quit", source, self.close)
 
@@ -262,14 +282,25 @@ class MainWindow(QMainWindow):
         """Stop the current source and start reading ``spec``; its errors go to the status bar (or a dialog)."""
         self.stop_capture()
         self.source = spec
+        self.ended = self.replaying = False
+        self.view.set_banner("")
+        self.actions["loop"].setChecked(spec.loop)
+        self.actions["loop"].setEnabled(spec.is_file)
         self.pose_log = PoseLog()
         self.chart.clear()
         self.frame_times.clear()
         self.slot.clear()
-        self.processing.post(lambda p: p.new_source(spec))
+        self.processing.post(lambda p: p.new_source())
         self.view.set_message(f"Opening {spec.label} …")
         self.show_message(f"Opening {spec.label} …")
-        self.capture = CaptureThread(spec.opener(), self.slot, self.signals, fps=spec.pace_fps, loop=spec.loop)
+        self._start_capture(spec)
+
+    def _start_capture(self, spec: SourceSpec) -> None:
+        def rendering(done: int, total: int) -> None:  # the demo's first rendering, in the capture thread
+            self.signals.progress.emit("Rendering the demo (first start only)", done, total)
+
+        self.capture = CaptureThread(spec.opener(rendering), self.slot, self.signals, fps=spec.pace_fps,
+                                     loop=self.actions["loop"].isChecked())
         self.capture.set_paused(self.actions["pause"].isChecked())
         if self.actions["pause"].isChecked():
             self.capture.step()
@@ -284,9 +315,10 @@ class MainWindow(QMainWindow):
     def _source_opened(self, source) -> None:
         if self.capture is None:
             return
-        if self.source.kind == "demo":  # track the demo's target at once, so a new user sees it work
-            self.processing.post(lambda p: None if p.num_targets else p.add_target_image(str(demo_sequence().target)))
+        if self.source.kind == "demo" and not self.replaying:  # track the demo's poster at once: a new user sees it
+            self.processing.post(lambda p: p.add_demo_target(str(demo_sequence().target)))
             self.target_label.setText("Target: the demo's poster (drag a rectangle to add another)")
+        self.replaying = False
         self.show_message(f"Playing {self.source.label}" + (f" ({source.describe()})" if hasattr(source, "describe") else ""))
 
     def _source_failed(self, message: str) -> None:
@@ -298,8 +330,31 @@ class MainWindow(QMainWindow):
         label = self.source.label if self.source else "the source"
         if self.source is not None and self.source.kind == "camera":
             self.report_error(f"{label} stopped sending frames (unplugged?). Open a source from the Source menu.")
-        else:
-            self.show_message(f"{label}: end of the sequence")
+            return
+        if self.capture is None or not self.capture.ended:
+            return  # from a capture thread stopped since (another source is opening)
+        self.stop_capture()
+        self.ended = True
+        self.view.set_banner("End of video: press Space to play it again (L: loop)")
+        self.state_label.setText("state: end of video")
+        self.statusBar().showMessage(f"{label}: end of video. Press Space to play it again, L to loop it.")
+
+    def play_again(self) -> None:
+        """Play the file source that ended from its start (targets set on its last frame are searched for)."""
+        if self.source is None:
+            return
+        self.ended, self.replaying = False, True
+        self.view.set_banner("")
+        self.slot.clear()
+        self.processing.post(lambda p: p.new_source())
+        self.show_message(f"Playing {self.source.label} again")
+        self._start_capture(self.source)
+
+    def set_loop(self, loop: bool) -> None:
+        """Loop the file source (from its end back to its start) or let it end."""
+        if self.capture is not None:
+            self.capture.loop = loop
+        self.show_message("Files loop" if loop else "Files play once and stop at the end")
 
     # ----------------------------------------------------------------- settings and views
     def post_configure(self, settings: AppSettings) -> None:
@@ -307,13 +362,14 @@ class MainWindow(QMainWindow):
 
     def apply_settings(self, settings: AppSettings) -> None:
         if self.remember:
-            settings.save(self.store)
+            save_settings(settings, self.store)
         self.post_configure(settings)
 
     def set_view(self, **changes) -> None:
+        """Change the render options (``keynet.render.RenderOptions`` fields); the frame on screen is drawn again."""
         self.view_options = replace(self.view_options, **changes)
-        options = self.view_options
-        self.processing.post(lambda p: p.set_view(options))
+        options, path = self.view_options, self.overlay_path
+        self.processing.post(lambda p: p.set_view(options, path))
 
     def cycle_keypoints(self) -> None:
         order = ["off", "score", "scale"]
@@ -334,9 +390,14 @@ class MainWindow(QMainWindow):
                 self.overlay_actions[self.view_options.overlay].setChecked(True)
                 return
         self.overlay_actions[kind].setChecked(True)
-        self.set_view(overlay=kind, overlay_path=path or "")
+        self.overlay_path = path or ""
+        self.set_view(overlay=kind)
 
     def toggle_pause(self, paused: bool) -> None:
+        if self.ended:
+            self.actions["pause"].setChecked(False)
+            self.play_again()
+            return
         if self.capture is not None:
             self.capture.set_paused(paused)
         self.show_message("Paused: Right arrow steps one frame" if paused else "Playing")
@@ -370,14 +431,42 @@ class MainWindow(QMainWindow):
         self.target_label.setText("Target: none (drag a rectangle on the video)")
 
     def inspect_point(self, point: QPointF) -> None:
-        """Show the score, scale, track length and match distance of the keypoint nearest the click."""
+        """Show the score, scale, track length and match distance of the keypoint nearest the click, and mark it
+        on the video; it is followed along its track while the track goes on."""
         if self.output is None:
             return
-        info = self.output.keypoint_near(point.x(), point.y())
-        if info is None:
-            self.point_label.setText("No keypoint near the click")
+        row = self.output.keypoint_near(point.x(), point.y())
+        if row is None:
+            self._show_inspected(None, "No keypoint near the click")
             return
-        self.point_label.setText("\n".join(f"{k}: {v}" for k, v in info.items()))
+        result = self.output.result
+        self.inspected_track = int(result.track_ids[row]) if result is not None else -1
+        self._show_inspected(row)
+
+    def _show_inspected(self, row: int | None, text: str = "Click a keypoint to inspect it") -> None:
+        """Mark keypoint ``row`` of the frame on screen and list its details; None clears both (showing ``text``)."""
+        output = self.output
+        if row is None or output is None:
+            self.inspected, self.inspected_track = None, -1
+            self.view.set_marker(None)
+            self.point_label.setText(text)
+            return
+        self.inspected = (output.index, row)
+        x, y = (float(v) for v in output.keypoints[row, :2])
+        self.view.set_marker(QPointF(x, y))
+        self.point_label.setText("\n".join(f"{k}: {v}" for k, v in output.keypoint_info(row).items()))
+
+    def _follow_inspected(self, output: FrameOutput) -> None:
+        """On a new frame: the inspected keypoint where its track went on, else the panel and the mark cleared."""
+        if self.inspected is None or self.inspected[0] == output.index:
+            return
+        result = output.result
+        rows = [] if result is None or self.inspected_track < 0 else \
+            [int(r) for r in (result.track_ids == self.inspected_track).nonzero()[0]]
+        if rows:
+            self._show_inspected(rows[0])
+        else:
+            self._show_inspected(None, "The inspected keypoint is gone (its track ended); click another")
 
     # ----------------------------------------------------------------- output
     def _show_output(self) -> None:
@@ -386,13 +475,18 @@ class MainWindow(QMainWindow):
             return
         self.output = output
         self.view.set_frame(output.bgr)
+        if self.progress_bar.isVisible() and output.fresh:
+            self.progress_bar.setVisible(False)
         now = time.perf_counter()
         if output.fresh:
             self.frame_times = [t for t in self.frame_times[-FPS_WINDOW_FRAMES:] if now - t < FPS_WINDOW_S] + [now]
             span = now - self.frame_times[0]
             self.fps = (len(self.frame_times) - 1) / span if span > 0 else 0.0
-            self.chart.add(output.timings_ms, self.fps, output.inliers, output.inlier_ratio)
-            self.pose_log.add(output.record())
+            self.chart.add(output.timings_ms, self.fps, output.targets)
+            record = output.record()
+            if record is not None:
+                self.pose_log.add(record)
+            self._follow_inspected(output)
             self.frame_shown.emit(output)
         for event in output.events:
             self.show_message(event)
@@ -401,9 +495,9 @@ class MainWindow(QMainWindow):
         """The status bar's state, inliers and fps (a few times a second: relaying out the bar on every frame
         costs the UI thread more than the numbers are worth)."""
         output = self.output
-        if output is None:
+        if output is None or self.ended:
             return
-        for label, text in ((self.state_label, f"state: {output.state}"),
+        for label, text in ((self.state_label, output.summary()),
                             (self.inlier_label, f"inliers: {output.inliers} ({output.inlier_ratio:.0%})"),
                             (self.fps_label, f"fps: {self.fps:.1f}")):
             if label.text() != text:
@@ -413,11 +507,21 @@ class MainWindow(QMainWindow):
         """Called in the processing thread with each new annotated frame."""
         recorder = self.recorder
         if recorder is not None:
-            recorder.write(output.bgr)
+            try:
+                recorder.write(output.bgr, output.time)
+            except (KeyNetError, OSError) as exc:
+                self.signals.recording_failed.emit(str(exc))
 
     # ----------------------------------------------------------------- recording
     def start_recording(self, path: str | Path) -> None:
-        fps = self.source.pace_fps if self.source and self.source.pace_fps else 30.0
+        """Record the annotated video to ``path`` in real time (at the source's rate, frames held while shown)."""
+        try:
+            check_output_path(path, "recording")
+        except KeyNetError as exc:
+            self.actions["record"].setChecked(False)
+            self.report_error(str(exc))
+            return
+        fps = self.source.pace_fps if self.source and self.source.pace_fps else DEFAULT_RECORDING_FPS
         self.recorder = VideoRecorder(path, fps)
         self.rec_label.setText("● REC")
         self.rec_label.setStyleSheet("color: red")
@@ -430,9 +534,17 @@ class MainWindow(QMainWindow):
         self.actions["record"].setChecked(False)
         if recorder is None:
             return 0
-        frames = recorder.close()
-        self.show_message(f"Recorded {frames} frames to {recorder.path}")
+        try:
+            frames = recorder.close()
+        except (KeyNetError, OSError) as exc:
+            self.report_error(f"The recording is lost: {exc}")
+            return 0
+        self.show_message(f"Recorded {recorder.seconds:.1f} s ({recorder.shown} frames shown) to {recorder.path}")
         return frames
+
+    def _recording_failed(self, message: str) -> None:
+        self.stop_recording()
+        self.report_error(f"Recording stopped: {message}")
 
     def toggle_recording(self, on: bool) -> None:
         if not on:
@@ -453,9 +565,9 @@ class MainWindow(QMainWindow):
             if not path:
                 return
         try:
-            save_snapshot(self.output.bgr, path)
-        except OSError as exc:
-            self.report_error(str(exc))
+            path = save_snapshot(self.output.bgr, path)
+        except (KeyNetError, OSError, cv2.error) as exc:  # a bad name or folder: said, and the app goes on
+            self.report_error(first_line(exc))
             return
         self.show_message(f"Saved {path}")
 
@@ -466,8 +578,8 @@ class MainWindow(QMainWindow):
                 return
         try:
             self.pose_log.save(path, self.source.label if self.source else "")
-        except OSError as exc:
-            self.report_error(f"cannot write {path}: {exc}")
+        except (KeyNetError, OSError) as exc:
+            self.report_error(first_line(exc))
             return
         self.show_message(f"Exported {len(self.pose_log)} frames to {path}")
 
@@ -480,6 +592,18 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text)
         if self.ask:
             QMessageBox.warning(self, "keynet-live", text)
+
+    def show_progress(self, task: str, done: int, total: int) -> None:
+        """A long task's progress in the status bar (and on the video while there is no frame yet)."""
+        if total <= 0 or done >= total:
+            self.progress_bar.setVisible(False)
+            return
+        self.progress_bar.setRange(0, total)
+        self.progress_bar.setValue(done)
+        self.progress_bar.setFormat(f"{task}: %v/%m")
+        self.progress_bar.setVisible(True)
+        if self.output is None:
+            self.view.set_message(f"{task} …\n{done} of {total}")
 
     def _model_status(self, text: str) -> None:
         """A lasting notice (no weights, a model that failed to load, ...) beside the status bar; "" clears it."""
@@ -505,6 +629,12 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
         self.shutdown()
         super().closeEvent(event)
+
+
+def first_line(exc: BaseException) -> str:
+    """An error's message as one line (OpenCV's errors span several)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if isinstance(exc, cv2.error) and lines else (lines[0] if lines else type(exc).__name__)
 
 
 def default_name(stem: str, suffix: str) -> str:

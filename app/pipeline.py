@@ -1,42 +1,57 @@
 """What the processing thread runs: ``keynet``'s tracker and renderer, configured from the app's settings.
 
-Nothing here detects, matches, estimates or draws: ``TrackingPipeline`` builds a ``keynet`` tracker from
-``AppSettings``, feeds it frames and targets, and asks ``keynet.render`` for the annotated frame the view shows.
-Without Key.Net weights it shows the video as it is and says how to choose a weights file.
+Nothing here detects, matches, estimates or draws, and nothing imports Qt (the processing side is testable
+without a display): ``TrackingPipeline`` builds a ``keynet`` tracker from ``AppSettings``, feeds it frames and
+targets, and asks ``keynet.render`` for the annotated frame the view shows. Without Key.Net weights it shows the
+video as it is and says how to choose a weights file.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-import torch
 
 from keynet import sources
 from keynet.describe import DESCRIPTORS, Describer
+from keynet.devices import resolve_device
+from keynet.errors import DeviceError, InputError, KeyNetError
 from keynet.image import read_image
-from keynet.render import Renderer
+from keynet.progress import Progress
+from keynet.render import Renderer, RenderOptions
 from keynet.sources import looping_video
-from keynet.tracker import FrameResult, PlanarTracker, tracking_detector
-from keynet.weights import WeightsError, default_weights, load_model
+from keynet.tracker import TRACKING, FrameResult, PlanarTracker, tracking_detector
+from keynet.weights import default_weights, load_model
 
-from .recording import to_jsonable
-from .settings_panel import MODELS, AppSettings
-from .workers import Frame
+from .frames import Frame
+from .settings import MODELS, TRACKER_DEFAULTS, AppSettings
+
+log = logging.getLogger(__name__)
 
 NO_WEIGHTS_MESSAGE = (
     "No Key.Net weights for {model}: choose one in Settings → Model → Weights file (a .pt or .pth file). "
     "Showing the video without tracking."
 )
-DEFAULT_DESCRIPTOR = "orb"  # the tracker's default: fast on the CPU
+DEFAULT_DESCRIPTOR: str = TRACKER_DEFAULTS["descriptor"]
 CLICK_RADIUS_PX = 12.0
-DEFAULT_FILE_FPS = 30.0
+DEFAULT_FILE_FPS = 30.0  # image folders (and the demo) play at this rate
+SHORT_CLIP_S = 30.0  # video files up to this long loop by default
 FRAME_HISTORY = 16  # recent frames kept so that a rectangle dragged on a shown frame cuts that frame
+DEMO_TARGET_NAME = "demo poster"
+
+# Called with a task's description, the steps done and the steps in all (rendering the demo, describing a target).
+TaskProgress = Callable[[str, int, int], None]
+
+
+def default_view() -> RenderOptions:
+    """What the app shows first: keypoints coloured by score and the cube on each tracked target."""
+    return replace(RenderOptions(), keypoints="score", overlay="cube")
 
 
 @dataclass(frozen=True)
@@ -48,7 +63,7 @@ class SourceSpec:
         spec: what ``keynet.sources.open_source`` takes (``camera:N``, a path, ``demo``).
         label: how menus and messages name it (cameras: with resolution and frame rate).
         pace_fps: files play at this rate (0: as fast as the source delivers, as cameras do).
-        loop: start again at the end (the demo).
+        loop: start again at the end (on for the demo and short clips; the View menu changes it).
     """
 
     kind: str
@@ -59,7 +74,8 @@ class SourceSpec:
 
     @classmethod
     def video(cls, path: str | Path) -> SourceSpec:
-        return cls("video", str(path), Path(path).name, pace_fps=sources.file_fps(path))
+        fps = sources.file_fps(path)
+        return cls("video", str(path), Path(path).name, pace_fps=fps, loop=is_short_clip(path, fps))
 
     @classmethod
     def folder(cls, path: str | Path) -> SourceSpec:
@@ -69,9 +85,22 @@ class SourceSpec:
     def demo(cls) -> SourceSpec:
         return cls("demo", "demo", "the bundled demo", pace_fps=DEFAULT_FILE_FPS, loop=True)
 
-    def opener(self) -> Callable[[], Any]:
-        """Opens the source (called in the capture thread)."""
-        return lambda: sources.open_source(self.spec)
+    @property
+    def is_file(self) -> bool:
+        """A source that ends (a video file, an image folder, the demo), unlike a camera."""
+        return self.kind != "camera"
+
+    def opener(self, progress: Progress | None = None) -> Callable[[], Any]:
+        """Opens the source (called in the capture thread); the demo's first rendering reports to ``progress``."""
+        return lambda: sources.open_source(self.spec, progress=progress)
+
+
+def is_short_clip(path: str | Path, fps: float) -> bool:
+    """Whether the video at ``path`` lasts at most ``SHORT_CLIP_S`` (by the frame count it declares)."""
+    cap = cv2.VideoCapture(str(path))
+    count = cap.get(cv2.CAP_PROP_FRAME_COUNT) if cap.isOpened() else 0.0
+    cap.release()
+    return 0 < count <= SHORT_CLIP_S * fps
 
 
 def available_sources() -> list[SourceSpec]:
@@ -81,58 +110,24 @@ def available_sources() -> list[SourceSpec]:
     return [*cams, SourceSpec.demo()]
 
 
-@dataclass(frozen=True)
-class ViewOptions:
-    """What the annotated frame shows.
-
-    Attributes:
-        keypoints: ``"off"``, ``"score"`` or ``"scale"`` (the colour code).
-        matches, inliers_only, tracks, heatmap: the inspection layers.
-        overlay: the AR content: ``"none"``, ``"cube"``, ``"axes"``, ``"image"`` or ``"video"``.
-        overlay_path: the image or video file of an ``"image"`` or ``"video"`` overlay.
-    """
-
-    keypoints: str = "score"
-    matches: bool = False
-    inliers_only: bool = False
-    tracks: bool = False
-    heatmap: bool = False
-    overlay: str = "cube"
-    overlay_path: str = ""
-
-
 @dataclass
 class FrameOutput:
     """One processed frame as the UI needs it.
 
     Attributes:
-        index: the frame's index in its source.
+        index: the frame's index in its source; time: when it was captured (``time.perf_counter`` s).
         bgr: (H, W, 3) uint8 annotated frame (shown, recorded, saved as snapshots).
         fresh: a newly processed frame (False when the same frame was drawn again for new view options).
-        state: the tracking state of the first target (``searching``, ``tracking``, ``lost``) or ``no target``.
-        inliers, matches: counts for the first target.
-        timings_ms: per-stage time of this frame.
-        homographies, poses: per target (None where not tracked).
-        events: target found / lost messages.
-        view: the view options it was drawn with.
-        keypoints: (N, 4) x, y, scale, score; ``track_lengths`` and ``match_distances`` (N,) beside them.
+        result: the tracker's ``FrameResult`` (None without a model).
+        view: the render options it was drawn with.
     """
 
     index: int
     bgr: np.ndarray
     fresh: bool = True
-    state: str = "no target"
-    inliers: int = 0
-    matches: int = 0
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    homographies: list[Any] = field(default_factory=list)
-    poses: list[Any] = field(default_factory=list)
-    states: list[str] = field(default_factory=list)
-    events: list[str] = field(default_factory=list)
-    keypoints: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
-    track_lengths: np.ndarray | None = None
-    match_distances: np.ndarray | None = None
-    view: ViewOptions | None = None
+    result: FrameResult | None = None
+    view: RenderOptions | None = None
+    time: float = 0.0
 
     @property
     def rgb(self) -> np.ndarray:
@@ -140,58 +135,96 @@ class FrameOutput:
         return cv2.cvtColor(self.bgr, cv2.COLOR_BGR2RGB)
 
     @property
+    def state(self) -> str:
+        """``no model``, ``no target``, ``tracking`` when any target is tracked, else the first target's state."""
+        if self.result is None:
+            return "no model"
+        states = [t.state for t in self.result.targets]
+        if not states:
+            return "no target"
+        return TRACKING if TRACKING in states else states[0]
+
+    @property
+    def targets(self) -> list[tuple[str, str, int, int]]:
+        """(name, state, inliers, matches) of every target, in the tracker's order."""
+        if self.result is None:
+            return []
+        return [(t.name, t.state, t.num_inliers, len(t.matches)) for t in self.result.targets]
+
+    @property
+    def inliers(self) -> int:
+        """Inliers of every target together."""
+        return sum(t[2] for t in self.targets)
+
+    @property
+    def matches(self) -> int:
+        return sum(t[3] for t in self.targets)
+
+    @property
     def inlier_ratio(self) -> float:
         return self.inliers / self.matches if self.matches else 0.0
 
-    def keypoint_near(self, x: float, y: float, radius: float = CLICK_RADIUS_PX) -> dict[str, Any] | None:
-        """Score, scale, track length and match distance of the keypoint nearest (x, y), within ``radius`` px."""
-        if not len(self.keypoints):
+    @property
+    def timings_ms(self) -> dict[str, float]:
+        return self.result.timings_ms if self.result is not None else {}
+
+    @property
+    def events(self) -> list[str]:
+        return self.result.events if self.result is not None else []
+
+    @property
+    def keypoints(self) -> np.ndarray:
+        """(N, 4) x, y, scale, score."""
+        return self.result.keypoints if self.result is not None else np.zeros((0, 4), np.float32)
+
+    def summary(self) -> str:
+        """Every target's state and inliers, as the status line on the video reads."""
+        if self.result is None or not self.result.targets:
+            return self.state
+        return "  ".join(f"{name}: {state} ({inliers} inliers)" for name, state, inliers, _ in self.targets)
+
+    def keypoint_near(self, x: float, y: float, radius: float = CLICK_RADIUS_PX) -> int | None:
+        """The row of the keypoint nearest (x, y), within ``radius`` px; None when there is none."""
+        keypoints = self.keypoints
+        if not len(keypoints):
             return None
-        d = np.hypot(self.keypoints[:, 0] - x, self.keypoints[:, 1] - y)
+        d = np.hypot(keypoints[:, 0] - x, keypoints[:, 1] - y)
         i = int(np.argmin(d))
-        if d[i] > radius:
-            return None
-        kx, ky, scale, score = (float(v) for v in self.keypoints[i])
-        info: dict[str, Any] = {"keypoint": f"#{i} at ({kx:.1f}, {ky:.1f})", "score": f"{score:.4f}", "scale": f"{scale:.2f}"}
-        if self.track_lengths is not None:
-            info["track length"] = int(self.track_lengths[i])
-        if self.match_distances is not None:
-            dist = float(self.match_distances[i])
+        return i if d[i] <= radius else None
+
+    def keypoint_info(self, row: int) -> dict[str, Any]:
+        """Position, score, scale, track length and match distance of keypoint ``row``."""
+        kx, ky, scale, score = (float(v) for v in self.keypoints[row])
+        info: dict[str, Any] = {"keypoint": f"#{row} at ({kx:.1f}, {ky:.1f})", "score": f"{score:.4f}",
+                                "scale": f"{scale:.2f}"}
+        if self.result is not None:
+            info["track length"] = int(self.result.track_lengths[row])
+            dist = float(self.result.match_distances[row])
             info["match distance"] = f"{dist:.3f}" if np.isfinite(dist) else "not matched"
         return info
 
-    def record(self) -> dict[str, Any]:
-        """This frame's entry in the exported JSON."""
-        return to_jsonable({
-            "frame": self.index,
-            "state": self.state,
-            "states": self.states,
-            "inliers": self.inliers,
-            "matches": self.matches,
-            "homographies": self.homographies,
-            "poses": self.poses,
-            "timings_ms": self.timings_ms,
-        })
+    def record(self) -> dict[str, Any] | None:
+        """This frame's entry in the exported JSON: ``FrameResult.to_dict`` (None without a model)."""
+        return self.result.to_dict() if self.result is not None else None
 
 
-def resolve_model(settings: AppSettings) -> tuple[Path | None, str]:
+def resolve_model(settings: AppSettings) -> tuple[Path | None, str | None]:
     """The weights file the settings ask for (None when there is none) and the architecture to build."""
     if settings.model == "file":
         return (Path(settings.weights_file) if settings.weights_file else None), None
     return default_weights(settings.model), settings.model
 
 
-def load_settings_model(settings: AppSettings):
+def load_settings_model(settings: AppSettings) -> tuple[Any, str]:
     """The model the settings ask for, or None with the message to show when no weights are available.
 
     Raises:
-        WeightsError, FileNotFoundError: a weights file that does not exist or cannot be used.
+        WeightsError: a weights file that does not exist or cannot be used.
     """
     path, architecture = resolve_model(settings)
     if path is None:
         return None, NO_WEIGHTS_MESSAGE.format(model=MODELS[settings.model])
     return load_model(path, architecture), ""
-
 
 
 class TrackingPipeline:
@@ -201,18 +234,28 @@ class TrackingPipeline:
         settings: model, device and tracker settings (``configure`` applies new ones).
         view: what to draw (``set_view`` changes it).
         on_record: called with each new ``FrameOutput`` (the recorder), in this thread.
+        on_progress: called with (task, done, total) while a target is described.
     """
 
-    def __init__(self, settings: AppSettings, view: ViewOptions,
-                 on_record: Callable[[FrameOutput], None] | None = None) -> None:
+    def __init__(self, settings: AppSettings, view: RenderOptions | None = None,
+                 on_record: Callable[[FrameOutput], None] | None = None,
+                 on_progress: TaskProgress | None = None) -> None:
         self.settings = settings
-        self.view = view
+        self.view = view or default_view()
+        self.overlay_path = ""
         self.on_record = on_record
+        self.on_progress = on_progress
         self.tracker: PlanarTracker | None = None
         self.pending_targets: list[tuple[np.ndarray, str]] = []  # added while there is no model yet
         self.frames: dict[int, np.ndarray] = {}
         self.last: list | None = None  # [Frame, FrameResult | None] of the frame on screen
-        self.renderer = Renderer(overlay_frames(view), **render_options(view))
+        self.renderer = Renderer(None, **asdict(self.view))
+
+    def _progress(self, task: str) -> Progress | None:
+        if self.on_progress is None:
+            return None
+        report = self.on_progress
+        return lambda done, total: report(task, done, total)
 
     # -- changes posted by the UI
     def configure(self, settings: AppSettings) -> str:
@@ -220,26 +263,27 @@ class TrackingPipeline:
         self.settings = settings
         try:
             model, message = load_settings_model(settings)
-        except (FileNotFoundError, WeightsError) as exc:
+        except (KeyNetError, OSError) as exc:
             self._drop_tracker()
             return f"Cannot load the weights: {exc}. Choose another file in Settings → Model → Weights file."
         if model is None:
             self._drop_tracker()
             return message
-        device = settings.device
-        if device == "cuda" and not torch.cuda.is_available():
-            device, message = "cpu", "CUDA is not available here: running on the CPU."
-        detector = tracking_detector(model, num_keypoints=settings.num_keypoints, nms_size=settings.nms_size,
-                                     device=device)
-        describer = Describer(descriptor=settings.descriptor or DEFAULT_DESCRIPTOR, device=str(detector.device))
-        conf = {"ratio": settings.ratio, "ransac_threshold": settings.ransac_px, "keep_response": self.view.heatmap}
+        try:
+            device = resolve_device(settings.device)
+        except DeviceError as exc:
+            log.debug("device %s: %s", settings.device, exc)
+            device, message = resolve_device("cpu"), f"Device {settings.device!r} is not available here: running on the CPU."
+        config = settings.tracker_config(keep_response=self.view.heatmap, device=str(device))
+        detector = tracking_detector(model, config.detector)
+        describer = Describer(descriptor=config.matching.descriptor, device=str(detector.device))
         if self.tracker is None:
-            self.tracker = PlanarTracker(detector, describer, **conf)
+            self.tracker = PlanarTracker(detector, describer, config=config)
         else:
-            self.tracker.configure(detector, describer, **conf)
-        for image, name in self.pending_targets:
-            self.tracker.add_target(image, name)
-        self.pending_targets.clear()
+            self.tracker.configure(detector, describer, config=config)
+        pending, self.pending_targets = self.pending_targets, []
+        for image, name in pending:
+            self.tracker.add_target(image, name, progress=self._progress(f"Describing {name}"))
         return message
 
     def _drop_tracker(self) -> None:
@@ -248,25 +292,48 @@ class TrackingPipeline:
         self.tracker = None
 
     def add_target_rect(self, box: tuple[int, int, int, int], frame_index: int) -> str:
-        """Track the region ``box`` (x, y, w, h) of the shown frame ``frame_index``; returns a message for the user."""
+        """Track the region ``box`` (x, y, w, h) of the shown frame ``frame_index``; returns a message for the user.
+
+        Raises:
+            InputError: the frame is no longer in memory, or the region is too small or too plain to track.
+        """
         image = self.frames.get(frame_index)
         if image is None:
-            raise ValueError(f"frame {frame_index} is no longer in memory; drag the rectangle again")
+            raise InputError(f"frame {frame_index} is no longer in memory; drag the rectangle again")
+        name = f"region {len(self._names()) + 1}"
         if self.tracker is None:
             x, y, w, h = box
-            self.pending_targets.append((image[y: y + h, x: x + w].copy(), f"region {box}"))
+            self.pending_targets.append((image[y: y + h, x: x + w].copy(), name))
             return "Target kept: it is tracked once a model is loaded."
-        target = self.tracker.add_target_roi(image, box, assess=True)
+        target = self.tracker.add_target_roi(image, box, name, assess=True, progress=self._progress(f"Describing {name}"))
         return f"Tracking {target.name}: {target.quality.keypoints} keypoints, {target.quality.stars}/5 stars"
 
-    def add_target_image(self, path: str) -> str:
-        """Track the planar image at ``path``; returns a message for the user."""
+    def add_target_image(self, path: str, name: str | None = None) -> str:
+        """Track the planar image at ``path``; returns a message for the user.
+
+        Raises:
+            InputError: an image that cannot be read, or one too plain to track.
+        """
         image = read_image(path)
+        name = name or Path(path).stem
         if self.tracker is None:
-            self.pending_targets.append((image, Path(path).stem))
+            self.pending_targets.append((image, name))
             return "Target kept: it is tracked once a model is loaded."
-        target = self.tracker.add_target(image, Path(path).stem)
+        target = self.tracker.add_target(image, name, progress=self._progress(f"Describing {name}"))
         return f"Tracking {target.name} ({len(target.xy)} keypoints)"
+
+    def add_demo_target(self, path: str) -> str:
+        """Track the demo's poster beside the targets already set (once); returns what was done, for the user."""
+        names = self._names()
+        if DEMO_TARGET_NAME in names:
+            return f"The demo's poster is tracked already ({len(names)} target(s))."
+        others = len(names)
+        message = self.add_target_image(path, DEMO_TARGET_NAME)
+        return message + (f", beside your {others} other target(s)" if others else "")
+
+    def _names(self) -> list[str]:
+        tracked = [t.name for t in self.tracker.targets] if self.tracker is not None else []
+        return tracked + [name for _, name in self.pending_targets]
 
     def clear_targets(self) -> None:
         self.pending_targets.clear()
@@ -275,27 +342,39 @@ class TrackingPipeline:
 
     @property
     def num_targets(self) -> int:
-        return len(self.pending_targets) + (len(self.tracker.targets) if self.tracker is not None else 0)
+        return len(self._names())
 
-    def new_source(self, spec: SourceSpec) -> None:
-        """A new source: forget its frames and the motion; the targets are searched for again."""
+    def new_source(self) -> None:
+        """A new source (or a file played again): forget its frames and the motion; targets are searched again."""
         self.frames.clear()
         self.last = None
         if self.tracker is not None:
             self.tracker.reset()
 
-    def set_view(self, view: ViewOptions) -> FrameOutput | None:
-        """New view options; returns the last frame drawn again with them (shown at once while paused).
+    def set_view(self, view: RenderOptions, overlay_path: str = "") -> FrameOutput | None:
+        """New render options (and the file of an ``"image"`` or ``"video"`` overlay); returns the last frame drawn
+        again with them (shown at once while paused).
 
         The tracker keeps each frame's Key.Net response only while the heatmap is shown; turning it on computes
         the response of the frame on screen.
+
+        Raises:
+            InputError, SourceError: an overlay file that cannot be read (the overlay is then left out).
         """
-        if (view.overlay, view.overlay_path) != (self.view.overlay, self.view.overlay_path):
-            self.renderer.set_overlay(overlay_frames(view))
-        self.renderer.set(**render_options(view))
+        failure: KeyNetError | None = None
+        if (view.overlay, overlay_path) != (self.view.overlay, self.overlay_path):
+            self.overlay_path = overlay_path
+            try:
+                frames = overlay_frames(view.overlay, overlay_path)
+            except KeyNetError as exc:  # the other options still apply
+                frames, failure = None, exc
+            self.renderer.set_overlay(frames)
+        self.renderer.set(**asdict(view))
         self.view = view
         if self.tracker is not None:
             self.tracker.configure(keep_response=view.heatmap)
+        if failure is not None:
+            raise failure
         if self.last is None:
             return None
         frame, result = self.last
@@ -323,49 +402,26 @@ class TrackingPipeline:
         return output
 
     def _output(self, frame: Frame, result: FrameResult | None, fresh: bool) -> FrameOutput:
-        if result is None:
-            return FrameOutput(frame.index, frame.image, fresh, "no model", view=self.view)
-        tracker = self.tracker
-        bgr = self.renderer.draw(frame.image, result, tracker.targets if tracker else None)
-        first = result.targets[0] if result.targets else None
-        return FrameOutput(
-            frame.index, bgr, fresh,
-            state=first.state if first else "no target",
-            inliers=first.num_inliers if first else 0,
-            matches=len(first.matches) if first else 0,
-            timings_ms=result.timings_ms,
-            homographies=[t.homography for t in result.targets],
-            poses=[t.pose.to_dict() if t.pose is not None else None for t in result.targets],
-            states=[t.state for t in result.targets],
-            events=result.events,
-            keypoints=result.keypoints,
-            track_lengths=result.track_lengths,
-            match_distances=result.match_distances,
-            view=self.view,
-        )
+        bgr = frame.image if result is None else self.renderer.draw(frame.image, result)
+        return FrameOutput(frame.index, bgr, fresh, result, self.view, frame.time)
 
 
-def render_options(view: ViewOptions) -> dict[str, Any]:
-    """The ``keynet.render.Renderer`` options for ``view``."""
-    return {"overlay": view.overlay if view.overlay_path or view.overlay not in ("image", "video") else "none",
-            "keypoints": view.keypoints, "matches": view.matches, "inliers_only": view.inliers_only,
-            "tracks": view.tracks, "heatmap": view.heatmap}
-
-
-def overlay_frames(view: ViewOptions) -> Any:
-    """The image, or the (repeating) frames of the video, of ``view``'s AR overlay; None for the others.
+def overlay_frames(kind: str, path: str) -> Any:
+    """The image, or the (repeating) frames of the video, of an ``"image"`` or ``"video"`` AR overlay at ``path``;
+    None for the other overlays.
 
     Raises:
-        FileNotFoundError, ValueError, OSError: an overlay file that cannot be read.
+        InputError, SourceError: an overlay file that cannot be read.
     """
-    if view.overlay == "image" and view.overlay_path:
-        return read_image(view.overlay_path)
-    if view.overlay == "video" and view.overlay_path:
-        sources.open_source(view.overlay_path).close()  # a missing or unreadable file fails here, not later
-        return looping_video(view.overlay_path)
+    if kind == "image" and path:
+        return read_image(path)
+    if kind == "video" and path:
+        sources.open_source(path).close()  # a missing or unreadable file fails here, not later
+        return looping_video(path)
     return None
 
 
 def descriptor_names() -> list[str]:
-    """The descriptors the settings offer (HardNet needs a weights file of its own: not offered here)."""
+    """The descriptors the settings offer, the tracker's default first (HardNet needs a weights file of its own:
+    not offered here)."""
     return [DEFAULT_DESCRIPTOR, *(d for d in DESCRIPTORS if d not in (DEFAULT_DESCRIPTOR, "hardnet"))]

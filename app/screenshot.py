@@ -12,7 +12,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from . import app_threads, prefer_sleeping_threads
+from keynet.runtime import keep_freed_memory, prefer_sleeping_threads
 
 prefer_sleeping_threads()  # before torch loads, as main.py does
 
@@ -20,11 +20,11 @@ from PyQt6.QtCore import QEventLoop, QPointF, QTimer  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
 from keynet.files import atomic_path  # noqa: E402
-from keynet.runtime import keep_freed_memory  # noqa: E402
 
+from . import app_threads  # noqa: E402
 from .main_window import MainWindow  # noqa: E402
 from .pipeline import SourceSpec  # noqa: E402
-from .settings_panel import AppSettings  # noqa: E402
+from .settings import AppSettings  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,12 +1,13 @@
 """The settings side panel: model, device, keypoints, NMS, descriptor, ratio and RANSAC thresholds.
 
 Every change is applied live (``changed`` is emitted with the new ``AppSettings``) and remembered between runs in
-``QSettings`` (organisation ``keynet-live``, application ``app``).
+``QSettings`` (organisation ``keynet-live``, application ``app``). The values shown first are ``AppSettings``'
+defaults, which are ``keynet.config.TrackerConfig``'s.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 from PyQt6.QtCore import QSettings, pyqtSignal
@@ -22,40 +23,19 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-MODELS = {"keynet": "Key.Net", "tiny_keynet": "Tiny-Key.Net", "file": "Weights file"}
-DEVICES = {"auto": "Auto", "cuda": "CUDA", "cpu": "CPU"}
+from .settings import DEVICES, MODELS, AppSettings
 
 
-@dataclass(frozen=True)
-class AppSettings:
-    """What the user can change in the side panel; ``model`` is an architecture or ``"file"``."""
+def load_settings(store: QSettings) -> AppSettings:
+    """The settings saved in ``store``; a missing or unreadable value keeps its default (``TrackerConfig``'s)."""
+    return AppSettings.from_values({f.name: store.value(f"settings/{f.name}") for f in fields(AppSettings)
+                                    if store.contains(f"settings/{f.name}")})
 
-    model: str = "keynet"
-    weights_file: str = ""
-    device: str = "auto"
-    num_keypoints: int = 500
-    nms_size: int = 9
-    descriptor: str = ""
-    ratio: float = 0.9
-    ransac_px: float = 3.0
 
-    @classmethod
-    def load(cls, store: QSettings) -> AppSettings:
-        """The settings saved in ``store``; a missing or unreadable value keeps its default."""
-        values = {}
-        for f in fields(cls):
-            default = getattr(cls, f.name)
-            raw = store.value(f"settings/{f.name}", default)
-            try:
-                values[f.name] = type(default)(raw)
-            except (TypeError, ValueError):
-                values[f.name] = default
-        return cls(**values)
-
-    def save(self, store: QSettings) -> None:
-        for name, value in asdict(self).items():
-            store.setValue(f"settings/{name}", value)
-        store.sync()
+def save_settings(settings: AppSettings, store: QSettings) -> None:
+    for name, value in settings.to_dict().items():
+        store.setValue(f"settings/{name}", value)
+    store.sync()
 
 
 def settings_store() -> QSettings:
@@ -99,7 +79,7 @@ class SettingsPanel(QWidget):
         for name in descriptors:
             self.descriptor.addItem(name, name)
         self.ratio = QDoubleSpinBox(minimum=0.5, maximum=1.0, singleStep=0.01, decimals=2)
-        self.ransac_px = QDoubleSpinBox(minimum=0.5, maximum=20.0, singleStep=0.5, decimals=1, suffix=" px")
+        self.ransac_threshold = QDoubleSpinBox(minimum=0.5, maximum=20.0, singleStep=0.5, decimals=1, suffix=" px")
 
         form.addRow("Model", self.model)
         form.addRow("Weights file", weights_row)
@@ -108,12 +88,12 @@ class SettingsPanel(QWidget):
         form.addRow("NMS size", self.nms_size)
         form.addRow("Descriptor", self.descriptor)
         form.addRow("Ratio test", self.ratio)
-        form.addRow("RANSAC threshold", self.ransac_px)
+        form.addRow("RANSAC threshold", self.ransac_threshold)
         self.set_settings(settings)
 
         for combo in (self.model, self.device, self.descriptor):
             combo.currentIndexChanged.connect(self._emit)
-        for spin in (self.num_keypoints, self.nms_size, self.ratio, self.ransac_px):
+        for spin in (self.num_keypoints, self.nms_size, self.ratio, self.ransac_threshold):
             spin.valueChanged.connect(self._emit)
         self.weights_file.editingFinished.connect(self._emit)
 
@@ -124,7 +104,7 @@ class SettingsPanel(QWidget):
     def set_settings(self, settings: AppSettings) -> None:
         """Show ``settings`` without emitting ``changed``."""
         widgets = [self.model, self.device, self.descriptor, self.num_keypoints, self.nms_size, self.ratio,
-                   self.ransac_px, self.weights_file]
+                   self.ransac_threshold, self.weights_file]
         for w in widgets:
             w.blockSignals(True)
         for combo, value in ((self.model, settings.model), (self.device, settings.device),
@@ -134,7 +114,7 @@ class SettingsPanel(QWidget):
         self.num_keypoints.setValue(settings.num_keypoints)
         self.nms_size.setValue(settings.nms_size | 1)
         self.ratio.setValue(settings.ratio)
-        self.ransac_px.setValue(settings.ransac_px)
+        self.ransac_threshold.setValue(settings.ransac_threshold)
         self.weights_file.setText(settings.weights_file)
         for w in widgets:
             w.blockSignals(False)
@@ -150,7 +130,7 @@ class SettingsPanel(QWidget):
             nms_size=self.nms_size.value() | 1,
             descriptor=self.descriptor.currentData() or "",
             ratio=round(self.ratio.value(), 3),
-            ransac_px=round(self.ransac_px.value(), 2),
+            ransac_threshold=round(self.ransac_threshold.value(), 2),
         )
 
     def _emit(self) -> None:

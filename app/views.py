@@ -14,6 +14,8 @@ from PyQt6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 MIN_DRAG_PX = 6  # a press and release closer than this (in widget pixels) is a click, not a drag
+MARKER_RADIUS_PX, MARKER_COLOUR = 9.0, "#ff00ff"  # the inspected keypoint's ring (widget pixels)
+BANNER_HEIGHT_PX = 28
 
 
 def to_qimage(bgr: np.ndarray) -> QImage:
@@ -46,6 +48,8 @@ class VideoView(QWidget):
         self.image = QImage()  # over ``frame``'s memory
         self._scaled: tuple[tuple[int, int], np.ndarray, QImage] | None = None  # the frame at its size on screen
         self.message = "No source"
+        self.banner = ""  # a state shown over the frame ("end of video")
+        self.marker: QPointF | None = None  # the inspected keypoint, in frame pixels
         self._press: QPoint | None = None
         self._drag: QPoint | None = None
         self.setMinimumSize(320, 240)
@@ -78,6 +82,16 @@ class VideoView(QWidget):
         self.message = text
         self.update()
 
+    def set_banner(self, text: str) -> None:
+        """A line shown over the top of the frame ("" removes it)."""
+        self.banner = text
+        self.update()
+
+    def set_marker(self, point: QPointF | None) -> None:
+        """Mark the keypoint at ``point`` (frame pixels) with a ring; None removes the mark."""
+        self.marker = point
+        self.update()
+
     def image_rect(self) -> QRectF:
         """Where the frame is drawn in widget coordinates."""
         if self.image.isNull():
@@ -108,6 +122,17 @@ class VideoView(QWidget):
         else:
             rect = self.image_rect()
             p.drawImage(rect.topLeft(), self._on_screen(rect))
+            if self.marker is not None:
+                centre = self.to_widget(self.marker)
+                p.setRenderHint(QPainter.RenderHint.Antialiasing)
+                for colour, width in (("#000000", 4), (MARKER_COLOUR, 2)):
+                    p.setPen(QPen(QColor(colour), width))
+                    p.drawEllipse(centre, MARKER_RADIUS_PX, MARKER_RADIUS_PX)
+            if self.banner:
+                strip = QRectF(rect.left(), rect.top(), rect.width(), BANNER_HEIGHT_PX)
+                p.fillRect(strip, QColor(0, 0, 0, 170))
+                p.setPen(QColor("#ffd54f"))
+                p.drawText(strip, Qt.AlignmentFlag.AlignCenter, self.banner)
         if self._press is not None and self._drag is not None:
             p.setPen(QPen(QColor("#00e5ff"), 2, Qt.PenStyle.DashLine))
             p.drawRect(QRect(self._press, self._drag).normalized())

@@ -17,11 +17,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 from PyQt6.QtCore import QObject, pyqtSignal
+
+from .frames import Frame
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +35,6 @@ class FrameSource(Protocol):
     def skip(self) -> bool: ...
 
     def close(self) -> None: ...
-
-
-@dataclass
-class Frame:
-    """One captured frame: its index in the source, the BGR image and when it was captured."""
-
-    index: int
-    image: np.ndarray
-    time: float
 
 
 class LatestFrame:
@@ -105,11 +97,13 @@ class WorkerSignals(QObject):
 
     source_opened = pyqtSignal(object)  # the opened source
     source_failed = pyqtSignal(str)  # a message for the user
-    source_ended = pyqtSignal(str)
+    source_ended = pyqtSignal(str)  # a file source played to its end (and does not loop)
     frame_ready = pyqtSignal()  # take the output with ProcessingThread.take_output()
     processing_failed = pyqtSignal(str)
     notice = pyqtSignal(str)  # a message for the status bar
     model_status = pyqtSignal(str)  # what is wrong with the model (no weights, a file that failed), "" when fine
+    recording_failed = pyqtSignal(str)  # the recorder could not write a frame
+    progress = pyqtSignal(str, int, int)  # a long task (rendering the demo, describing a target): done, total
 
 
 class CaptureThread(threading.Thread):
@@ -121,7 +115,7 @@ class CaptureThread(threading.Thread):
         signals: ``source_opened``, ``source_failed`` and ``source_ended`` are emitted here.
         fps: pace reading to this rate (files and folders play in real time); None or 0 reads as fast as the
             source delivers (cameras pace themselves).
-        loop: reopen the source when it ends (the demo).
+        loop: reopen the source when it ends (the demo, short clips); ``loop`` may change while it runs.
     """
 
     def __init__(self, open_source: Callable[[], FrameSource], slot: LatestFrame, signals: WorkerSignals,
@@ -134,6 +128,7 @@ class CaptureThread(threading.Thread):
         self.loop = loop
         self.frames_read = 0  # frames read or passed by (``skip``): the index of the next one
         self.last_put = -1  # the index of the last frame put in the slot
+        self.ended = False  # the source played to its end (``source_ended`` was emitted)
         self._cond = threading.Condition()
         self._stopped = False
         self._paused = False
@@ -201,6 +196,7 @@ class CaptureThread(threading.Thread):
                         source.close()
                         source = self.open_source()
                         continue
+                    self.ended = True
                     self.signals.source_ended.emit("the source has no more frames")
                     return
                 self.slot.put(Frame(self.frames_read, image, time.perf_counter()))

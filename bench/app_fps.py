@@ -11,7 +11,7 @@ same frames (no threads, no Qt), measured before and after the app and averaged,
 the pipeline's own speed the app delivers.
 
 OpenMP reads its wait policy when torch loads, so each setting runs in a process of its own: the app's (every core,
-threads sleeping while they wait: ``app.prefer_sleeping_threads``), torch's default spinning threads on every core,
+threads sleeping while they wait: ``keynet.runtime.prefer_sleeping_threads``), torch's default spinning threads on every core,
 and sleeping threads on every core but one.
 """
 
@@ -39,7 +39,7 @@ CONFIGS = [("keynet", "Key.Net", "PASSIVE", "all"), ("keynet", "Key.Net", "", "a
 
 def settings_for(architecture: str, num_keypoints: int):
     """Settings using the shipped weights, else (development machines) the authors' checkpoint for Key.Net."""
-    from app.settings_panel import AppSettings
+    from app.settings import AppSettings
     from keynet.weights import default_weights
 
     if default_weights(architecture) is not None:
@@ -93,8 +93,8 @@ def measure_app(app, spec, settings, seconds: float) -> dict:
 def measure_headless(spec, settings, frames: int, max_seconds: float) -> tuple[float, float]:
     """Frames per second of the same pipeline in a plain loop over the source's first ``frames`` frames, and its
     median detection time (ms)."""
-    from app.pipeline import TrackingPipeline, ViewOptions
-    from app.workers import Frame
+    from app.frames import Frame
+    from app.pipeline import TrackingPipeline
 
     source = spec.opener()()
     images = []
@@ -104,7 +104,7 @@ def measure_headless(spec, settings, frames: int, max_seconds: float) -> tuple[f
             break
         images.append(image)
     source.close()
-    pipeline = TrackingPipeline(settings, ViewOptions())
+    pipeline = TrackingPipeline(settings)
     pipeline.configure(settings)
     for i, image in enumerate(images[:5]):
         pipeline.process(Frame(i, image, time.perf_counter()))
@@ -119,7 +119,7 @@ def measure_headless(spec, settings, frames: int, max_seconds: float) -> tuple[f
 
 def run_child(args: argparse.Namespace) -> int:
     """One configuration, in this process (its OpenMP policy was set by the parent); prints a JSON line."""
-    from app import prefer_sleeping_threads
+    from keynet.runtime import prefer_sleeping_threads
 
     passive = prefer_sleeping_threads() if args.policy == "PASSIVE" else False
     import torch
@@ -183,10 +183,12 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from keynet.config import TrackerConfig  # torch-free: the OpenMP policy of the children is still open
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per setting (default 20)")
     parser.add_argument("--source", help="a video or image folder instead of the bundled demo")
-    parser.add_argument("--num-keypoints", type=int, default=500)
+    parser.add_argument("--num-keypoints", type=int, default=TrackerConfig().detector.num_keypoints)
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     parser.add_argument("--child", nargs=4, metavar=("ARCH", "LABEL", "POLICY", "THREADS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -8,6 +8,10 @@ from datetime import UTC, datetime
 
 import torch
 
+from keynet.inference import cpu_class, cpu_features, isa_limits
+
+__all__ = ["cpu_class", "cpu_features", "cpu_model", "describe_machine", "isa_limits", "machine_line"]
+
 
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (the platform's processor string elsewhere)."""
@@ -21,26 +25,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def cpu_features() -> list[str]:
-    """The vector and matrix extensions that matter for inference speed, from /proc/cpuinfo's flags."""
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return [w for w in wanted if w in flags]
-    except OSError:
-        pass
-    return []
-
-
 def describe_machine(device: str = "cpu") -> dict:
-    """CPU, cores, torch and (for CUDA) GPU of this run, and when it ran."""
+    """CPU, cores, CPU class (with the limits that set it), torch and (for CUDA) GPU of this run, and when it ran."""
     info = {
         "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "cpu_features": cpu_features(),
+        "cpu_class": cpu_class(),
+        "isa_limits": isa_limits(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -55,4 +47,7 @@ def machine_line(info: dict) -> str:
     """One Markdown line naming the machine."""
     gpu = f", GPU {info['gpu']}" if "gpu" in info else ""
     features = "/".join(info.get("cpu_features", [])) or "no AVX2"
-    return f"{info['cpu']} ({info['cpu_cores']} cores, {features}){gpu}, torch {info['torch']}, {info['date']}"
+    limits = info.get("isa_limits") or {}
+    limited = f", limited by {', '.join(limits)}" if limits else ""
+    cls = f", class {info['cpu_class']}{limited}" if "cpu_class" in info else ""
+    return f"{info['cpu']} ({info['cpu_cores']} cores, {features}{cls}){gpu}, torch {info['torch']}, {info['date']}"

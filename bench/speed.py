@@ -4,6 +4,10 @@
     python -m bench.speed --quick --json  # 640x480 only, one JSON object on stdout
     python -m bench.speed --device cuda
     python -m bench.speed --update-readme  # also puts the table in README.md
+    python -m bench.speed --quick --isa avx2  # as on an AVX2-only CPU, on any newer x86 CPU
+
+The machine's CPU class (amx, avx512_bf16, avx512, avx2, other) is printed and recorded; ``--isa avx2`` re-runs
+the benchmark in a child process with every library limited to AVX2 (oneDNN, ATen, numba) before torch loads.
 
 Each implementation is timed on the same image, after warm-up, taking turns run by run so that any background
 load falls on all of them alike; the table gives medians and each one's ratio to kornia's time.
@@ -13,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -24,12 +30,12 @@ import torch
 from kornia.feature import KeyNet as KorniaKeyNet
 from tqdm import tqdm
 
-from bench.machine import describe_machine, machine_line
+from bench.machine import cpu_class, describe_machine, machine_line
 from bench.readme import replace_section
 from keynet.files import atomic_write_json, atomic_write_text
 from keynet.inference import response_function
-from keynet.runtime import keep_freed_memory
 from keynet.model import KeyNet, TinyKeyNet
+from keynet.runtime import keep_freed_memory
 from keynet.weights import load_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
@@ -128,6 +134,29 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The environment that limits each library to an instruction set, per ``--isa`` value.
+ISA_LIMITS = {"avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "NUMBA_CPU_NAME": "haswell"}}
+
+
+def run_limited(isa: str, argv: list[str]) -> int:
+    """Run this benchmark with ``argv`` in a child process whose libraries are limited to ``isa``."""
+    env = {**os.environ, **ISA_LIMITS[isa]}
+    return subprocess.run([sys.executable, "-m", "bench.speed", *argv], cwd=REPO, env=env).returncode
+
+
+def without_isa(argv: list[str]) -> list[str]:
+    """``argv`` without its ``--isa VALUE`` / ``--isa=VALUE`` options."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--isa":
+            skip = True
+        elif not arg.startswith("--isa="):
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="640x480 only, 20 runs")
@@ -136,9 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     parser.add_argument("--update-readme", action="store_true", help="put the table in README.md's speed section")
+    parser.add_argument("--isa", choices=sorted(ISA_LIMITS),
+                        help="run as on a CPU of this class: limit oneDNN, ATen and numba to it (in a child process)")
     args = parser.parse_args(argv)
     if args.runs < 20:
         parser.error("--runs must be at least 20")
+    if args.isa:
+        return run_limited(args.isa, without_isa(sys.argv[1:] if argv is None else argv))
+    print(f"CPU class: {cpu_class()}", file=sys.stderr)
     keep_freed_memory()
     device = torch.device(args.device)
     sizes = [(640, 480)] if args.quick else [(640, 480), (1280, 720), (600, 600)]
@@ -148,11 +182,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({f"{name}_ms": round(r["median_ms"], 3) for name, r in first.items()}
                          | {"fast_ratio": round(first["fast"]["ratio_to_kornia"], 3),
                             "exact_ratio": round(first["exact"]["ratio_to_kornia"], 3),
-                            "device": result["device"], "size": "640x480"}))
+                            "device": result["device"], "size": "640x480",
+                            "cpu_class": result["machine"]["cpu_class"]}))
     else:
         print(markdown(result))
     if not args.no_save and not args.quick:
-        stem = RESULTS / f"speed-{device.type}"
+        suffix = f"-{result['machine']['cpu_class']}" if device.type == "cpu" else ""
+        stem = RESULTS / f"speed-{device.type}{suffix}"
         atomic_write_json(result, stem.with_suffix(".json"))
         atomic_write_text(markdown(result), stem.with_suffix(".md"))
     if args.update_readme:

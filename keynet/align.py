@@ -8,13 +8,19 @@ and refits the homography by ``fit_homography_weighted``, each point weighted by
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
+from .config import AlignmentConfig
 from .geometry import MIN_MATCHES, corners_of, project
 
+DEFAULTS = AlignmentConfig()
 
-def local_brightness_transfer(image: np.ndarray, reference: np.ndarray, inside: np.ndarray, cell: int = 16,
+
+def local_brightness_transfer(image: np.ndarray, reference: np.ndarray, inside: np.ndarray,
+                              cell: int = DEFAULTS.align_cell,
                               sigma: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
     """Gain and offset that give ``image`` the local mean and contrast of ``reference``, both measured over ``inside``.
 
@@ -103,7 +109,8 @@ def _normaliser(points: np.ndarray) -> np.ndarray:
 
 
 def fit_homography_weighted(src: np.ndarray, dst: np.ndarray, weights: np.ndarray, h: np.ndarray,
-                            iterations: int = 6, cutoff: float = 2.5) -> tuple[np.ndarray, np.ndarray]:
+                            iterations: int = DEFAULTS.align_fit_iterations,
+                            cutoff: float = DEFAULTS.align_cutoff) -> tuple[np.ndarray, np.ndarray]:
     """The homography that minimises sum_i r_i^T W_i r_i, r_i = project(H, src_i) - dst_i, over the inliers.
 
     Gauss-Newton from ``h`` in normalised coordinates. Each iteration keeps the points whose whitened residual
@@ -163,12 +170,29 @@ def fit_homography_weighted(src: np.ndarray, dst: np.ndarray, weights: np.ndarra
     return m / m[2, 2], inliers
 
 
-def align_homography(target: np.ndarray, frame: np.ndarray, h: np.ndarray, points: np.ndarray, window: int = 31,
-                     max_shift: float = 2.0, passes: int = 2) -> np.ndarray:
-    """Refine ``h`` (target -> frame) photometrically, ``passes`` times: the target warped by ``h``, in the frame's
-    local lighting, is laid over the frame and aligned to it around ``points`` by pyramidal Lucas-Kanade; the
-    homography is refitted to the aligned positions by ``fit_homography_weighted`` (structure-tensor weights,
-    outliers out). The next pass starts from the refit, so points beyond ``max_shift`` px at first come back.
+@dataclass
+class Alignment:
+    """What ``align`` found: ``homography`` (3x3 float64), ``residual_px`` (RMS distance, px, of the last refit's
+    inliers from their aligned positions; None when the alignment kept the start) and ``inliers`` (their count)."""
+
+    homography: np.ndarray
+    residual_px: float | None = None
+    inliers: int = 0
+
+
+def align_homography(target: np.ndarray, frame: np.ndarray, h: np.ndarray, points: np.ndarray,
+                     config: AlignmentConfig | None = None) -> np.ndarray:
+    """``align(target, frame, h, points, config).homography``: ``h`` refined photometrically."""
+    return align(target, frame, h, points, config).homography
+
+
+def align(target: np.ndarray, frame: np.ndarray, h: np.ndarray, points: np.ndarray,
+          config: AlignmentConfig | None = None) -> Alignment:
+    """Refine ``h`` (target -> frame) photometrically, ``config.align_passes`` times: the target warped by ``h``,
+    in the frame's local lighting, is laid over the frame and aligned to it around ``points`` by pyramidal
+    Lucas-Kanade (``align_window`` px windows, ``align_levels`` levels, ``align_iterations`` / ``align_epsilon``);
+    the homography is refitted to the aligned positions by ``fit_homography_weighted`` (structure-tensor weights,
+    outliers out). The next pass starts from the refit, so points beyond ``align_max_shift`` px at first come back.
 
     Keypoint positions carry the detector's localisation noise; the aligned positions do not, so the corners
     settle to a fraction of a pixel. With fewer than ``MIN_MATCHES`` usable points, ``h`` is returned unchanged.
@@ -176,22 +200,25 @@ def align_homography(target: np.ndarray, frame: np.ndarray, h: np.ndarray, point
     Args:
         target: (h, w) uint8 grey target image; frame: (H, W) uint8 grey frame; h: 3x3 homography.
         points: (N, 2) target points to align at (textured places: keypoints of the target).
-
-    Returns:
-        3x3 float64 homography.
+        config: the alignment's settings (default ``AlignmentConfig()``).
     """
+    c = config or DEFAULTS
+    kept = Alignment(h)
     if len(points) < MIN_MATCHES:
-        return h
+        return kept
     quad = project(h, corners_of(target.shape[1], target.shape[0]))
     x0, y0 = np.floor(np.maximum(quad.min(0), 0)).astype(int)
     x1, y1 = np.ceil(np.minimum(quad.max(0) + 1, [frame.shape[1], frame.shape[0]])).astype(int)
     if x1 - x0 < 2 or y1 - y0 < 2:
-        return h
+        return kept
     size = (int(x1 - x0), int(y1 - y0))
     to_box = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64)
     weights = None
     opaque = np.full(target.shape[:2], 255, np.uint8)
-    for _ in range(passes):
+    window = (c.align_window, c.align_window)
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, c.align_iterations, c.align_epsilon)
+    result = kept
+    for _ in range(c.align_passes):
         # The target, in the frame's lighting, over the frame itself: windows reaching past its edge see the scene
         # there, not black, and a brightness difference does not pull Lucas-Kanade. Only the target's bounding box
         # is warped; its mask and lighting follow h (measured with a stale mask, the edge cells are off), the
@@ -199,26 +226,28 @@ def align_homography(target: np.ndarray, frame: np.ndarray, h: np.ndarray, point
         in_box = to_box @ h
         box = cv2.warpPerspective(target, in_box, size, flags=cv2.INTER_LINEAR)
         inside = cv2.warpPerspective(opaque, in_box, size, flags=cv2.INTER_NEAREST) > 0
-        gain, offset = local_brightness_transfer(box, frame[y0:y1, x0:x1], inside)
+        gain, offset = local_brightness_transfer(box, frame[y0:y1, x0:x1], inside, c.align_cell)
         warped = frame.copy()
         np.copyto(warped[y0:y1, x0:x1], relight(box, gain, offset), where=inside)
         predicted = project(h, points).astype(np.float32).reshape(-1, 1, 2)
         if weights is None:
-            weights = structure_tensors(warped, predicted.reshape(-1, 2), window)
+            weights = structure_tensors(warped, predicted.reshape(-1, 2), c.align_window)
         aligned, status, _ = cv2.calcOpticalFlowPyrLK(
-            warped, frame, predicted, predicted.copy(), winSize=(window, window), maxLevel=1,
-            flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
-            criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 0.01))
+            warped, frame, predicted, predicted.copy(), winSize=window, maxLevel=c.align_levels,
+            flags=cv2.OPTFLOW_USE_INITIAL_FLOW, criteria=criteria)
         shift = np.linalg.norm(aligned - predicted, axis=2).ravel()
-        ok = status.ravel().astype(bool) & (shift < max_shift) & np.isfinite(aligned.reshape(-1, 2)).all(1)
+        ok = status.ravel().astype(bool) & (shift < c.align_max_shift) & np.isfinite(aligned.reshape(-1, 2)).all(1)
         if ok.sum() < MIN_MATCHES:
-            return h
+            return result
         src, dst = np.float32(points[ok]), aligned.reshape(-1, 2)[ok]
         start, _ = cv2.findHomography(src, dst, 0)  # least squares: the robust fit's scale starts from its residuals
         if start is None:
-            return h
-        refined, inliers = fit_homography_weighted(src, dst, weights[ok], start)
+            return result
+        refined, inliers = fit_homography_weighted(src, dst, weights[ok], start, c.align_fit_iterations,
+                                                   c.align_cutoff)
         if not inliers.any():
-            return h
+            return result
         h = refined
-    return h
+        residual = np.linalg.norm(project(h, src[inliers]) - dst[inliers], axis=1)
+        result = Alignment(h, float(np.sqrt(np.mean(residual**2))), int(inliers.sum()))
+    return result

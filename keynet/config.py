@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from .errors import OptionError, check_options
+from .smoothing import SmoothingConfig
 
 
 @dataclass(frozen=True)
@@ -111,16 +112,6 @@ class AlignmentConfig:
     align_cell: int = 16
     align_cutoff: float = 2.5
     align_fit_iterations: int = 6
-
-
-@dataclass(frozen=True)
-class SmoothingConfig:
-    """The One-Euro filter of the shown corners (Casiez et al., CHI 2012): ``min_cutoff`` (Hz) at rest,
-    ``beta`` how fast the cutoff grows with speed, ``d_cutoff`` (Hz) for the speed."""
-
-    min_cutoff: float = 2.0
-    beta: float = 0.2
-    d_cutoff: float = 1.0
 
 
 PARTS: dict[str, type] = {"detector": DetectorConfig, "matching": MatchingConfig, "targets": TargetConfig,

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from .files import atomic_path, atomic_write_json
-from .geometry import corners_of
+from .progress import Progress, report
 
 FRAME_SIZE = (640, 480)
 NUM_FRAMES = 150
@@ -99,8 +98,10 @@ class DemoSequence:
 
 
 def render_sequence(folder: str | Path, target: np.ndarray, num_frames: int = NUM_FRAMES, seed: int = 0,
-                    frame_size: tuple[int, int] = FRAME_SIZE, blur_samples: int = 4) -> DemoSequence:
-    """Render ``target`` along ``camera_path`` into ``folder`` (frames/NNNN.bmp, target.png, homographies.json).
+                    frame_size: tuple[int, int] = FRAME_SIZE, blur_samples: int = 4,
+                    progress: Progress | None = None) -> DemoSequence:
+    """Render ``target`` along ``camera_path`` into ``folder`` (frames/NNNN.bmp, target.png, homographies.json);
+    ``progress(done, num_frames)`` after each frame.
 
     Each frame averages ``blur_samples`` warps over half a frame interval centred on the frame's time, the time
     of its ground truth (motion blur), over a low-contrast
@@ -116,7 +117,7 @@ def render_sequence(folder: str | Path, target: np.ndarray, num_frames: int = NU
     background = (_noise_texture(rng, frame_size, 3) * 60 + 90).astype(np.float32)
     ramp = np.linspace(-1, 1, fw, dtype=np.float32)[None, :, None]
     homographies = []
-    for i in tqdm(range(num_frames), desc="rendering demo", unit="frame"):
+    for i in range(num_frames):
         acc = np.zeros((fh, fw, 3), np.float32)
         for k in range(blur_samples):
             offset = 0.5 * (k / (blur_samples - 1) - 0.5) if blur_samples > 1 else 0.0
@@ -135,6 +136,7 @@ def render_sequence(folder: str | Path, target: np.ndarray, num_frames: int = NU
         image += rng.normal(0, 3, image.shape).astype(np.float32)
         with atomic_path(frames / f"{i:04d}{FRAME_SUFFIX}") as tmp:
             cv2.imwrite(str(tmp), np.clip(image, 0, 255).astype(np.uint8))
+        report(progress, i + 1, num_frames)
     with atomic_path(folder / "target.png") as tmp:
         cv2.imwrite(str(tmp), target)
     atomic_write_json({"target_size": list(size), "frame_size": list(frame_size),
@@ -150,20 +152,16 @@ def load_sequence(folder: str | Path) -> DemoSequence:
     return DemoSequence(folder, folder / "frames", folder / "target.png", np.array(data["homographies"]))
 
 
-def demo_sequence(folder: str | Path | None = None) -> DemoSequence:
-    """The bundled demo, rendered into ``folder`` (default: the cache) on first use."""
+def demo_sequence(folder: str | Path | None = None, progress: Progress | None = None) -> DemoSequence:
+    """The bundled demo, rendered into ``folder`` (default: the cache) on first use, with ``progress(done, total)``
+    over its frames then (nothing is reported when it is cached)."""
     default = folder is None
     folder = cache_dir() / f"demo-v{VERSION}" if default else Path(folder)
     if not (folder / "homographies.json").is_file():
-        render_sequence(folder, make_target())
+        render_sequence(folder, make_target(), progress=progress)
         if default:  # the renders of earlier versions are not read again
             for old in cache_dir().glob("demo-v*"):
                 if old.name != folder.name and old.name.removeprefix("demo-v").isdigit():
                     shutil.rmtree(old, ignore_errors=True)
     return load_sequence(folder)
 
-
-def corner_errors(h_est: np.ndarray, h_true: np.ndarray, target_size: tuple[int, int]) -> np.ndarray:
-    """(4,) distances in pixels between the target corners mapped by the two homographies."""
-    c = corners_of(*target_size).reshape(-1, 1, 2).astype(np.float64)
-    return np.linalg.norm(cv2.perspectiveTransform(c, h_est) - cv2.perspectiveTransform(c, h_true), axis=2).ravel()

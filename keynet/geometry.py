@@ -10,6 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .config import GeometryConfig
+from .errors import InputError
+
 MIN_MATCHES = 8
 
 
@@ -49,26 +52,47 @@ def estimate_homography(src: np.ndarray, dst: np.ndarray, threshold: float = 3.0
     return h / h[2, 2] if abs(h[2, 2]) > 1e-12 else h, inliers
 
 
+def corner_errors(h_est: np.ndarray, h_true: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(4,) distances (px) between the corners ``corners_of(w, h)`` of a ``size`` = (w, h) image mapped by the
+    estimated and by the true homography: the project's one corner error (its corners at 0 and w, h, the
+    image's outer edges)."""
+    corners = corners_of(*size)
+    return np.linalg.norm(project(h_est, corners) - project(h_true, corners), axis=1)
+
+
+def homography_jacobians(h: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N, 2, 2) the Jacobian d(project(h, p)) / dp of the homography ``h`` at each of ``points`` (N, 2)."""
+    points = np.asarray(points, np.float64).reshape(-1, 2)
+    x, y = points[:, 0], points[:, 1]
+    w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
+    u = (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / w
+    v = (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / w
+    jac = np.empty((len(points), 2, 2))
+    jac[:, 0, 0] = (h[0, 0] - u * h[2, 0]) / w
+    jac[:, 0, 1] = (h[0, 1] - u * h[2, 1]) / w
+    jac[:, 1, 0] = (h[1, 0] - v * h[2, 0]) / w
+    jac[:, 1, 1] = (h[1, 1] - v * h[2, 1]) / w
+    return jac
+
+
 def local_scale(h: np.ndarray, point: np.ndarray) -> float:
     """How much ``h`` magnifies around ``point`` (2,): the square root of its Jacobian's determinant there."""
-    x, y = float(point[0]), float(point[1])
-    w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
-    u, v = (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / w, (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / w
-    jac = np.array([[h[0, 0] - u * h[2, 0], h[0, 1] - u * h[2, 1]], [h[1, 0] - v * h[2, 0], h[1, 1] - v * h[2, 1]]]) / w
-    return float(np.sqrt(abs(np.linalg.det(jac))))
+    return float(np.sqrt(abs(np.linalg.det(homography_jacobians(h, point)[0]))))
 
 
-def implausible(h: np.ndarray | None, corners: np.ndarray, min_area: float = 100.0,
-                max_area_ratio: float = 50.0) -> str:
+def implausible(h: np.ndarray | None, corners: np.ndarray, limits: GeometryConfig | None = None) -> str:
     """Why ``h`` cannot be a view of a planar target with ``corners`` (4, 2), or "" when it can.
 
-    Rejected: no or non-finite matrix, near-singular, a mirror image (flipped), a non-convex quad (the plane
-    crosses the horizon), a collapsed quad (tiny area or a near-zero side) or an absurd change of area.
+    Rejected: no or non-finite matrix, near-singular (singular values' ratio below ``limits.min_singular_ratio``),
+    a mirror image (flipped), a non-convex quad (the plane crosses the horizon), a collapsed quad (area below
+    ``limits.min_area`` px² or a side below ``limits.min_side`` px) or an area changed by more than
+    ``limits.max_area_ratio`` either way. ``limits`` default: ``GeometryConfig()``.
     """
+    limits = limits or GeometryConfig()
     if h is None or not np.all(np.isfinite(h)):
         return "no homography"
     s = np.linalg.svd(h[:2, :2] / max(abs(h[2, 2]), 1e-12), compute_uv=False)
-    if s[-1] < 1e-3 * s[0] or s[-1] < 1e-4:
+    if s[-1] < limits.min_singular_ratio * s[0] or s[-1] < 1e-4:
         return "near-singular"
     w = h[2, 0] * corners[:, 0] + h[2, 1] * corners[:, 1] + h[2, 2]
     if np.any(w <= 0):
@@ -84,9 +108,9 @@ def implausible(h: np.ndarray | None, corners: np.ndarray, min_area: float = 100
         return "non-convex"
     area = abs(cv2.contourArea(quad.astype(np.float32)))
     src_area = abs(cv2.contourArea(corners.astype(np.float32)))
-    if area < min_area or np.linalg.norm(edges, axis=1).min() < 4:
+    if area < limits.min_area or np.linalg.norm(edges, axis=1).min() < limits.min_side:
         return "collapsed"
-    if not (1 / max_area_ratio < area / src_area < max_area_ratio):
+    if not (1 / limits.max_area_ratio < area / src_area < limits.max_area_ratio):
         return "implausible scale"
     return ""
 
@@ -99,10 +123,10 @@ class Camera:
     dist: np.ndarray
 
     @classmethod
-    def from_fov(cls, width: int, height: int, fov_deg: float = 60.0) -> Camera:
+    def from_fov(cls, width: int, height: int, fov_deg: float = GeometryConfig.fov_deg) -> Camera:
         """A camera with the horizontal field of view ``fov_deg`` and the principal point at the centre."""
         if not 1 < fov_deg < 179:
-            raise ValueError(f"field of view must be between 1 and 179 degrees; got {fov_deg}")
+            raise InputError(f"field of view must be between 1 and 179 degrees; got {fov_deg}")
         f = 0.5 * width / math.tan(math.radians(fov_deg) / 2)
         return cls(np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]]), np.zeros(5))
 
@@ -128,11 +152,22 @@ class Camera:
             matrix = np.asarray(matrix, np.float64).reshape(3, 3)
             dist = np.asarray(dist, np.float64).ravel()
         except (ValueError, KeyError, TypeError, AttributeError, cv2.error) as exc:
-            raise ValueError(f"calibration file {path} does not parse: expected {expected} "
+            raise InputError(f"calibration file {path} does not parse: expected {expected} "
                              f"(OpenCV YAML/XML or JSON); {type(exc).__name__}: {exc}") from None
         if not np.all(np.isfinite(matrix)) or matrix[0, 0] <= 0 or matrix[1, 1] <= 0:
-            raise ValueError(f"calibration file {path}: camera_matrix needs positive focal lengths; got {matrix}")
+            raise InputError(f"calibration file {path}: camera_matrix needs positive focal lengths; got {matrix}")
         return cls(matrix, dist)
+
+    def to_dict(self) -> dict[str, list]:
+        """``{"camera_matrix": 3x3 nested list, "dist_coeffs": list}`` (the JSON calibration format ``from_file``
+        reads)."""
+        return {"camera_matrix": self.matrix.tolist(), "dist_coeffs": np.asarray(self.dist).ravel().tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list]) -> Camera:
+        """The inverse of ``to_dict``."""
+        return cls(np.asarray(data["camera_matrix"], np.float64).reshape(3, 3),
+                   np.asarray(data.get("dist_coeffs", np.zeros(5)), np.float64).ravel())
 
 
 @dataclass
@@ -143,7 +178,13 @@ class Pose:
     tvec: np.ndarray
 
     def to_dict(self) -> dict[str, list[float]]:
+        """``{"rvec": [3], "tvec": [3]}``."""
         return {"rvec": self.rvec.ravel().tolist(), "tvec": self.tvec.ravel().tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list[float]]) -> Pose:
+        """The inverse of ``to_dict``."""
+        return cls(np.asarray(data["rvec"], np.float64), np.asarray(data["tvec"], np.float64))
 
 
 def target_points(width: int, height: int) -> np.ndarray:

@@ -32,7 +32,8 @@ Both use the same algebra as the model, rearranged for speed:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 
 import cv2
 import numba
@@ -43,9 +44,90 @@ from torch import nn
 
 from .devices import resolve_device
 from .errors import OptionError
+from .kernels_int8 import quantize_signed_channels, quantize_unsigned
 from .model import KeyNet, binomial_kernel_1d, check_model_input, pyramid_down, sobel_kernels
 
 MODES = ("exact", "fast")
+
+
+def cpu_features() -> list[str]:
+    """The vector and matrix extensions that matter for inference speed, from /proc/cpuinfo's flags (x86 Linux)."""
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return [w for w in wanted if w in flags]
+    except OSError:
+        pass
+    return []
+
+
+#: The x86 CPU classes inference speed depends on, slowest first.
+CPU_CLASSES = ("other", "avx2", "avx512", "avx512_bf16", "amx")
+
+#: ``ATEN_CPU_CAPABILITY`` values and the class they limit ATen's kernels to (its ``avx512`` is its top level).
+ATEN_CAPABILITY_CLASS = {"default": "other", "avx2": "avx2"}
+
+#: ``NUMBA_CPU_NAME`` values (LLVM CPU names) and the class they limit numba's code to.
+NUMBA_CPU_CLASS = {
+    "haswell": "avx2", "broadwell": "avx2", "skylake": "avx2", "znver1": "avx2", "znver2": "avx2", "znver3": "avx2",
+    "alderlake": "avx2", "skylake-avx512": "avx512", "cascadelake": "avx512", "icelake-server": "avx512",
+    "cooperlake": "avx512_bf16", "znver4": "avx512_bf16", "sapphirerapids": "amx", "graniterapids": "amx",
+}
+
+
+def onednn_isa_class(isa: str) -> str | None:
+    """The class a ``ONEDNN_MAX_CPU_ISA`` value (AVX2, AVX512_CORE, AVX512_CORE_BF16, AVX512_CORE_AMX, ...) limits
+    oneDNN to; None for no limit (unset, ALL, DEFAULT)."""
+    isa = isa.strip().upper()
+    if isa in ("", "ALL", "DEFAULT"):
+        return None
+    if "AMX" in isa:
+        return "amx"
+    if isa.startswith("AVX10") or isa in ("AVX512_CORE_BF16", "AVX512_CORE_FP16"):
+        return "avx512_bf16"
+    if isa.startswith("AVX512"):
+        return "avx512"
+    if isa.startswith("AVX2"):
+        return "avx2"
+    return "other"
+
+
+def hardware_cpu_class() -> str:
+    """The CPU's class from its flags alone: "amx", "avx512_bf16", "avx512", "avx2" or "other"."""
+    features = set(cpu_features())
+    if {"amx_bf16", "amx_tile"} <= features:
+        return "amx"
+    for flag, name in (("avx512_bf16", "avx512_bf16"), ("avx512f", "avx512"), ("avx2", "avx2")):
+        if flag in features:
+            return name
+    return "other"
+
+
+def isa_limits(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The instruction-set limits set in ``environ`` (default ``os.environ``): variable name -> the class it allows."""
+    env = os.environ if environ is None else environ
+    limits = {}
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        limited = onednn_isa_class(env.get(name, ""))
+        if limited is not None:
+            limits[name] = limited
+    aten = ATEN_CAPABILITY_CLASS.get(env.get("ATEN_CPU_CAPABILITY", "").strip().lower())
+    if aten is not None:
+        limits["ATEN_CPU_CAPABILITY"] = aten
+    numba_cpu = NUMBA_CPU_CLASS.get(env.get("NUMBA_CPU_NAME", "").strip().lower())
+    if numba_cpu is not None:
+        limits["NUMBA_CPU_NAME"] = numba_cpu
+    return limits
+
+
+def cpu_class(environ: Mapping[str, str] | None = None) -> str:
+    """The class inference runs as here: the CPU's class (``hardware_cpu_class``), lowered to the tightest
+    instruction-set limit in force (``isa_limits``; ``ONEDNN_MAX_CPU_ISA=AVX2`` gives "avx2" on any newer CPU)."""
+    classes = [hardware_cpu_class(), *isa_limits(environ).values()]
+    return min(classes, key=CPU_CLASSES.index)
 
 
 @functools.cache
@@ -55,10 +137,31 @@ def native_bf16(device: torch.device) -> bool:
         return torch.cuda.is_bf16_supported()
     if device.type != "cpu":
         return False
+    if any(CPU_CLASSES.index(c) < CPU_CLASSES.index("avx512_bf16") for c in isa_limits().values()):
+        return False  # the libraries are limited below bf16 (``ONEDNN_MAX_CPU_ISA=AVX2``, ...)
     try:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without oneDNN's bf16 query
         return False
+
+
+def int8_available() -> bool:
+    """Whether this torch build has oneDNN's int8 convolution with fp32 output (the ops ``torch.compile`` uses)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.onednn.qconv2d_pointwise.default
+                    and torch.ops.onednn.qconv_prepack.default)
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def fast_route(model: KeyNet, device: torch.device) -> str:
+    """How ``fast`` mode computes ``model``'s learned blocks on ``device``: ``"bf16"`` where bf16 is native,
+    ``"int8"`` for Key.Net on other CPUs with oneDNN's int8 convolutions, ``"fp32"`` elsewhere."""
+    if native_bf16(device):
+        return "bf16"
+    if device.type == "cpu" and model.has_last_conv and int8_available():
+        return "int8"
+    return "fp32"
 
 
 def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,13 +213,15 @@ def handcrafted_maps(dx: torch.Tensor, dy: torch.Tensor, dxx: torch.Tensor, dxy:
 
 # Compiled when the module is first imported (then cached), not at the first frame: the app's first frames, and
 # the UI thread that numba's compiler would hold up, do not wait for it.
-@numba.njit(["void(float32[:, ::1], float32[:, ::1], float32[:, ::1], uint16[:, :, ::1], boolean)",
-             "void(float32[:, ::1], float32[:, ::1], float32[:, ::1], float32[:, :, ::1], boolean)"],
+@numba.njit(["void(float32[:, ::1], float32[:, ::1], float32[:, ::1], uint16[:, :, ::1], boolean, float32[:, ::1])",
+             "void(float32[:, ::1], float32[:, ::1], float32[:, ::1], float32[:, :, ::1], boolean, float32[:, ::1])"],
             parallel=True, cache=True, nogil=True)
-def _maps_hwc(padded: np.ndarray, kx: np.ndarray, ky: np.ndarray, out: np.ndarray, as_bf16: bool) -> None:
+def _maps_hwc(padded: np.ndarray, kx: np.ndarray, ky: np.ndarray, out: np.ndarray, as_bf16: bool,
+              row_absmax: np.ndarray) -> None:
     """The ten maps of a replicate-padded (H + 4, W + 4) plane into ``out`` (H, W, 10): float32, or uint16 holding
     bfloat16 bits (round to nearest even) when ``as_bf16``. ``kx``, ``ky``: (5, 5) separable taps of dx, dy, dxx,
-    dxy, dyy. One pass per row: the derivatives are never written to memory."""
+    dxy, dyy. One pass per row: the derivatives are never written to memory. ``row_absmax`` (H, 7) gets each row's
+    largest |dx|, |dy|, |dxx|, |dxy|, |dyy|, |dx·dy| and |dxx·dyy| (``map_absmax`` turns them into the maps')."""
     h, w = padded.shape[0] - 4, padded.shape[1] - 4
     for y in numba.prange(h):
         v = np.empty((5, w + 4), np.float32)  # each derivative's vertical pass over this row
@@ -129,11 +234,19 @@ def _maps_hwc(padded: np.ndarray, kx: np.ndarray, ky: np.ndarray, out: np.ndarra
             for x in range(w):
                 d[k, x] = (kx[k, 0] * v[k, x] + kx[k, 1] * v[k, x + 1] + kx[k, 2] * v[k, x + 2]
                            + kx[k, 3] * v[k, x + 3] + kx[k, 4] * v[k, x + 4])
+        for k in range(5):
+            top = np.float32(0.0)
+            for x in range(w):
+                top = max(top, abs(d[k, x]))
+            row_absmax[y, k] = top
         m = np.empty((w, 10), np.float32)
+        top_first, top_second = np.float32(0.0), np.float32(0.0)
         for x in range(w):
             dx, dy, dxx, dxy, dyy = d[0, x], d[1, x], d[2, x], d[3, x], d[4, x]
             m[x, 0], m[x, 1], m[x, 2], m[x, 3], m[x, 4] = dx, dy, dx * dx, dy * dy, dx * dy
             m[x, 5], m[x, 6], m[x, 7], m[x, 8], m[x, 9] = dxy, dxy * dxy, dxx, dyy, dxx * dyy
+            top_first, top_second = max(top_first, abs(dx * dy)), max(top_second, abs(dxx * dyy))
+        row_absmax[y, 5], row_absmax[y, 6] = top_first, top_second
         if as_bf16:
             bits = m.view(np.uint32)
             for x in range(w):
@@ -146,6 +259,27 @@ def _maps_hwc(padded: np.ndarray, kx: np.ndarray, ky: np.ndarray, out: np.ndarra
                     out[y, x, c] = m[x, c]
 
 
+def map_absmax(derivative_absmax: np.ndarray) -> np.ndarray:
+    """The largest |value| of each of the ten maps, (10,), from ``_maps_hwc``'s (7,) derivative and product maxima."""
+    dx, dy, dxx, dxy, dyy, dx_dy, dxx_dyy = derivative_absmax
+    return np.array([dx, dy, dx * dx, dy * dy, dx_dy, dxy, dxy * dxy, dxx, dyy, dxx_dyy], np.float32)
+
+
+def fused_handcrafted_maps_and_range(x: torch.Tensor, kernels: list[tuple[np.ndarray, np.ndarray]],
+                                     dtype: torch.dtype) -> tuple[torch.Tensor, np.ndarray]:
+    """``fused_handcrafted_maps`` and the largest |value| of each map over the batch, (10,) float32."""
+    kx = np.stack([k[0] for k in kernels]).astype(np.float32)
+    ky = np.stack([k[1] for k in kernels]).astype(np.float32)
+    b, _, h, w = x.shape
+    bf16 = dtype == torch.bfloat16
+    out = np.empty((b, h, w, 10), np.uint16 if bf16 else np.float32)
+    row_absmax = np.empty((b, h, 7), np.float32)
+    for plane, dest, top in zip(x[:, 0].numpy(), out, row_absmax):
+        _maps_hwc(cv2.copyMakeBorder(plane, 2, 2, 2, 2, cv2.BORDER_REPLICATE), kx, ky, dest, bf16, top)
+    maps = torch.from_numpy(out)
+    return (maps.view(torch.bfloat16) if bf16 else maps).permute(0, 3, 1, 2), map_absmax(row_absmax.max((0, 1)))
+
+
 def fused_handcrafted_maps(x: torch.Tensor, kernels: list[tuple[np.ndarray, np.ndarray]],
                            dtype: torch.dtype) -> torch.Tensor:
     """``handcrafted_maps`` of the derivatives by ``kernels`` (replicated borders), in one pass over a CPU image.
@@ -153,15 +287,7 @@ def fused_handcrafted_maps(x: torch.Tensor, kernels: list[tuple[np.ndarray, np.n
     Shape:
         (B, 1, H, W) float32 -> channels-last (B, 10, H, W) of ``dtype`` (float32 or bfloat16).
     """
-    kx = np.stack([k[0] for k in kernels]).astype(np.float32)
-    ky = np.stack([k[1] for k in kernels]).astype(np.float32)
-    b, _, h, w = x.shape
-    bf16 = dtype == torch.bfloat16
-    out = np.empty((b, h, w, 10), np.uint16 if bf16 else np.float32)
-    for plane, dest in zip(x[:, 0].numpy(), out):
-        _maps_hwc(cv2.copyMakeBorder(plane, 2, 2, 2, 2, cv2.BORDER_REPLICATE), kx, ky, dest, bf16)
-    maps = torch.from_numpy(out)
-    return (maps.view(torch.bfloat16) if bf16 else maps).permute(0, 3, 1, 2)
+    return fused_handcrafted_maps_and_range(x, kernels, dtype)[0]
 
 
 def resize_bilinear(x: torch.Tensor, size: tuple[int, int], opencv: bool) -> torch.Tensor:
@@ -297,6 +423,81 @@ class FastKeyNetResponse(nn.Module):
         return torch.relu_(total.sum(1, keepdim=True).add_(self.last_bias.view(1, 1, 1, 1)))
 
 
+#: Levels of the int8 blocks' weights each side of zero: 7 bits, since AVX2's and AVX-512's int8 products without
+#: VNNI (vpmaddubsw) saturate when a pair of 8-bit activations meets a pair of 8-bit weights; the activations keep 8.
+INT8_WEIGHT_LEVELS = 63
+
+#: Levels of the signed handcrafted maps each side of their zero point 128, and of the ReLU activations.
+SIGNED_LEVELS, UNSIGNED_LEVELS = 127, 255
+
+
+def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-output-channel int8 weights: (O, I, k, k) float -> (int8 (O, I, k, k), float64 scales (O,))."""
+    scale = (weight.abs().amax((1, 2, 3)).clamp_min(1e-30) / INT8_WEIGHT_LEVELS).double()
+    levels = torch.round(weight / scale.view(-1, 1, 1, 1).float()).clamp_(-INT8_WEIGHT_LEVELS, INT8_WEIGHT_LEVELS)
+    return levels.to(torch.int8).contiguous(), scale
+
+
+def channels_last_values(x: torch.Tensor) -> np.ndarray:
+    """The values of a channels-last (B, C, H, W) CPU tensor as a (B * H * W, C) array, without copying."""
+    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]).numpy()
+
+
+class Int8KeyNetResponse(FastKeyNetResponse):
+    """``fast`` Key.Net on CPUs without native bf16: the learned blocks as oneDNN int8 convolutions (uint8
+    activations, 7-bit per-channel weights, int32 sums, fp32 output with the fused ReLU), the rest as
+    ``FastKeyNetResponse`` with fp32 (the merge of the levels and the last convolution stay fp32).
+
+    Each level's activations are quantized by their own range in that image: the ten handcrafted maps per channel
+    (zero point 128; their scales are folded into the first block's weights), the ReLU outputs per tensor. The
+    integer sums are exact, so every CPU class computes the same response.
+
+    Shape:
+        (B, 1, H, W) -> (B, 1, H, W) float32.
+    """
+
+    def __init__(self, model: KeyNet) -> None:
+        super().__init__(model, fused_derivatives=True, block_dtype=torch.float32, opencv=True)
+        self.int8_weights = [quantize_weight(w) for w in self.weights[1:]]
+        self.no_zero_points = torch.zeros(self.weights[0].shape[0], dtype=torch.long)
+        self.packed: dict[tuple[int, tuple[int, ...]], torch.Tensor] = {}
+
+    def int8_conv_relu(self, x: torch.Tensor, x_scale: float, x_zero_point: int, weight: torch.Tensor,
+                       weight_scale: torch.Tensor, bias: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
+        """relu(conv2d((x - x_zero_point) * x_scale, weight * weight_scale) + bias), 'same' zero padding: uint8
+        channels-last (B, I, H, W) -> float32 channels-last (B, O, H, W)."""
+        pad = weight.shape[-1] // 2
+        return torch.ops.onednn.qconv2d_pointwise(
+            x, x_scale, x_zero_point, packed, weight_scale, self.no_zero_points, bias, [1, 1], [pad, pad], [1, 1], 1,
+            1.0, 0, torch.float32, "relu", [], "")
+
+    def prepacked(self, weight: torch.Tensor, x_zero_point: int, shape: tuple[int, ...]) -> torch.Tensor:
+        """oneDNN's layout of an int8 weight for inputs of ``shape``."""
+        pad = weight.shape[-1] // 2
+        return torch.ops.onednn.qconv_prepack(weight, torch.ones(weight.shape[0], dtype=torch.double), 1.0,
+                                              x_zero_point, [1, 1], [pad, pad], [1, 1], 1, list(shape))
+
+    def learned(self, x: torch.Tensor) -> torch.Tensor:
+        maps, absmax = fused_handcrafted_maps_and_range(x, self.separable, torch.float32)
+        map_scale = np.where(absmax > 0, absmax / SIGNED_LEVELS, 1.0).astype(np.float32)
+        quantized = torch.empty(maps.shape, dtype=torch.uint8, memory_format=torch.channels_last)
+        quantize_signed_channels(channels_last_values(maps), 1.0 / map_scale, channels_last_values(quantized))
+        weight, weight_scale = quantize_weight(self.weights[0] * torch.from_numpy(map_scale).view(1, -1, 1, 1))
+        packed = self.prepacked(weight, 128, tuple(quantized.shape))
+        y = self.int8_conv_relu(quantized, 1.0, 128, weight, weight_scale, self.biases[0], packed)
+        for index, ((weight, weight_scale), bias) in enumerate(zip(self.int8_weights, self.biases[1:])):
+            top = float(y.amax())
+            scale = top / UNSIGNED_LEVELS if top > 0 else 1.0
+            quantized = torch.empty(y.shape, dtype=torch.uint8, memory_format=torch.channels_last)
+            quantize_unsigned(channels_last_values(y).reshape(-1), np.float32(1.0 / scale),
+                              channels_last_values(quantized).reshape(-1))
+            key = (index, tuple(quantized.shape))
+            if key not in self.packed:
+                self.packed[key] = self.prepacked(weight, 0, key[1])
+            y = self.int8_conv_relu(quantized, scale, 0, weight, weight_scale, bias, self.packed[key])
+        return y
+
+
 def response_function(
     model: KeyNet, mode: str = "exact", device: str | torch.device = "cpu", compile: bool = False
 ) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -313,9 +514,13 @@ def response_function(
     device = resolve_device(device)
     was_training = model.training
     model.eval()
-    fast = mode == "fast"
-    dtype = torch.bfloat16 if fast and native_bf16(device) else torch.float32
-    module: nn.Module = FastKeyNetResponse(model, fused_derivatives=fast, block_dtype=dtype).to(device).eval()
+    route = fast_route(model, device) if mode == "fast" else "exact"
+    module: nn.Module
+    if route == "int8":
+        module = Int8KeyNetResponse(model).eval()
+    else:
+        dtype = torch.bfloat16 if route == "bf16" else torch.float32
+        module = FastKeyNetResponse(model, fused_derivatives=mode == "fast", block_dtype=dtype).to(device).eval()
     model.train(was_training)
     if compile and device.type == "cuda":
         module = torch.compile(module, dynamic=True)

@@ -6,6 +6,7 @@ import numba
 import numpy as np
 import torch
 
+from .config import MatchingConfig
 from .describe import Descriptors
 
 
@@ -22,7 +23,7 @@ def distance_matrix(a: Descriptors, b: Descriptors) -> torch.Tensor:
     return torch.cdist(a.data.float(), b.data.float())
 
 
-def mutual_nn_ratio(dist: torch.Tensor, ratio: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+def mutual_nn_ratio(dist: torch.Tensor, ratio: float = MatchingConfig.ratio) -> tuple[np.ndarray, np.ndarray]:
     """Mutual nearest neighbours of a distance matrix passing the ratio test (best < ratio * second best).
 
     Args:
@@ -88,7 +89,7 @@ def _guided_hamming(a: np.ndarray, b: np.ndarray, pa: np.ndarray, pb: np.ndarray
 
 
 def guided_matches(a: Descriptors, b: Descriptors, predicted: np.ndarray, observed: np.ndarray, radius: float,
-                   ratio: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+                   ratio: float = MatchingConfig.ratio) -> tuple[np.ndarray, np.ndarray]:
     """``mutual_nn_ratio(guide(distance_matrix(a, b), predicted, observed, radius), ratio)``.
 
     Binary descriptors on the CPU are compared only for the pairs within ``radius`` (a few per row instead of
@@ -113,30 +114,33 @@ def guided_matches(a: Descriptors, b: Descriptors, predicted: np.ndarray, observ
     return np.stack([rows, row_best[rows]], 1).astype(np.int64), row_d1[rows]
 
 
-def coherent_motion(before: np.ndarray, after: np.ndarray, neighbours: int = 8, min_px: float = 3.0,
-                    share: float = 0.3, gradient: float = 0.1) -> np.ndarray:
+def coherent_motion(before: np.ndarray, after: np.ndarray, config: MatchingConfig | None = None) -> np.ndarray:
     """Which matches move like their neighbours: a wrong match jumps across the image, a right one moves with the
     points around it (a smooth motion field, planar or not).
 
+    A match is kept when its motion differs from the median motion of its ``config.coherent_neighbours`` nearest
+    matched points (in the previous frame) by at most ``max(coherent_min_px, coherent_share * |median motion|)
+    + coherent_gradient * (median distance to them)``: the motion field may change by ``coherent_gradient`` px per
+    px (0.1: a turn of about 6 degrees, a 10% zoom between frames).
+
     Args:
         before, after: (K, 2) positions of the K matched points in the previous and the current frame.
-        neighbours: how many of the nearest matched points (in the previous frame) give the local motion.
-        min_px, share, gradient: a match is kept when its motion differs from the median motion of its neighbours
-            by at most ``max(min_px, share * |median motion|) + gradient * (median distance to them)``: the motion
-            field may change by ``gradient`` px per px (a turn of about 6 degrees, a 10% zoom between frames).
+        config: the limits (default ``MatchingConfig()``).
 
     Returns:
         (K,) bool; every match is kept when there are too few for a local motion (fewer than 4).
     """
+    c = config or MatchingConfig()
     k = len(before)
     if k < 4:
         return np.ones(k, bool)
     start = torch.from_numpy(np.asarray(before, np.float32))
     motion = torch.from_numpy(np.asarray(after, np.float32)) - start
     d = torch.cdist(start, start).fill_diagonal_(float("inf"))
-    spacing, near = d.topk(min(neighbours, k - 1), dim=1, largest=False)
+    spacing, near = d.topk(min(c.coherent_neighbours, k - 1), dim=1, largest=False)
     local = motion[near].median(dim=1).values
-    tolerance = (share * local.norm(dim=1)).clamp(min=min_px) + gradient * spacing.median(dim=1).values
+    tolerance = ((c.coherent_share * local.norm(dim=1)).clamp(min=c.coherent_min_px)
+                 + c.coherent_gradient * spacing.median(dim=1).values)
     return ((motion - local).norm(dim=1) <= tolerance).numpy()
 
 
@@ -147,11 +151,12 @@ class TrackBook:
     new tracks, so trails do not jump between unrelated points.
 
     Args:
-        ratio: ratio test threshold; radius: the largest motion in pixels between two frames.
+        config: ``ratio`` (the ratio test), ``track_radius`` (the largest motion in pixels between two frames) and
+            the ``coherent_*`` limits; default ``MatchingConfig()``. Replace ``book.config`` to change them.
     """
 
-    def __init__(self, ratio: float = 0.9, radius: float = 40.0) -> None:
-        self.ratio, self.radius = ratio, radius
+    def __init__(self, config: MatchingConfig | None = None) -> None:
+        self.config = config or MatchingConfig()
         self.reset()
 
     def reset(self) -> None:
@@ -166,8 +171,8 @@ class TrackBook:
         prev_xy = np.full((n, 2), np.nan, np.float32)
         if self.prev is not None and n and len(self.prev[0]):
             p_desc, p_xy, p_ids, p_len = self.prev
-            m, _ = guided_matches(desc, p_desc, xy, p_xy, self.radius, self.ratio)
-            m = m[coherent_motion(p_xy[m[:, 1]], xy[m[:, 0]])]
+            m, _ = guided_matches(desc, p_desc, xy, p_xy, self.config.track_radius, self.config.ratio)
+            m = m[coherent_motion(p_xy[m[:, 1]], xy[m[:, 0]], self.config)]
             ids[m[:, 0]] = p_ids[m[:, 1]]
             lengths[m[:, 0]] = p_len[m[:, 1]] + 1
             prev_xy[m[:, 0]] = p_xy[m[:, 1]]

@@ -27,6 +27,8 @@ import cv2
 import numba
 import numpy as np
 
+from .geometry import corner_errors, homography_jacobians, project
+
 NORMALISED_RADIUS = 30.0
 MAX_OVERLAP_ERROR = 0.4
 COMMON_REGION_BORDER = 15
@@ -53,34 +55,12 @@ def circle_iou(r1: np.ndarray, r2: np.ndarray, d: np.ndarray) -> np.ndarray:
     return inter / (np.pi * np.asarray(r1, float) ** 2 + np.pi * np.asarray(r2, float) ** 2 - inter)
 
 
-def homography_jacobians(h: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """The 2x2 Jacobian of the homography ``h`` at each point: (N, 2) -> (N, 2, 2)."""
-    x, y = xy[:, 0], xy[:, 1]
-    w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
-    u = h[0, 0] * x + h[0, 1] * y + h[0, 2]
-    v = h[1, 0] * x + h[1, 1] * y + h[1, 2]
-    jac = np.empty((len(xy), 2, 2))
-    jac[:, 0, 0] = h[0, 0] / w - u * h[2, 0] / w**2
-    jac[:, 0, 1] = h[0, 1] / w - u * h[2, 1] / w**2
-    jac[:, 1, 0] = h[1, 0] / w - v * h[2, 0] / w**2
-    jac[:, 1, 1] = h[1, 1] / w - v * h[2, 1] / w**2
-    return jac
-
-
-def warp_points(h: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Apply the homography ``h`` to (N, 2) points."""
-    if len(xy) == 0:
-        return np.zeros((0, 2))
-    p = np.concatenate([xy, np.ones((len(xy), 1))], 1) @ h.T
-    return p[:, :2] / p[:, 2:3]
-
-
 def warp_circles(h: np.ndarray, circles: np.ndarray) -> np.ndarray:
     """Map (N, 3) circles (x, y, radius) by ``h``: centres warped, radii scaled by sqrt(|det J|) at the centre."""
     if len(circles) == 0:
         return np.zeros((0, 3))
     scale = np.sqrt(np.abs(np.linalg.det(homography_jacobians(h, circles[:, :2]))))
-    return np.concatenate([warp_points(h, circles[:, :2]), (circles[:, 2] * scale)[:, None]], 1)
+    return np.concatenate([project(h, circles[:, :2]), (circles[:, 2] * scale)[:, None]], 1)
 
 
 def common_region_masks(h: np.ndarray, shape1: tuple[int, int], shape2: tuple[int, int],
@@ -208,14 +188,13 @@ def match_errors(xy1: np.ndarray, xy2: np.ndarray, matches: np.ndarray, h: np.nd
     """Reprojection error (px, in image 1) of each match when image-2 points are mapped back by ``h``."""
     if len(matches) == 0:
         return np.zeros(0)
-    back = warp_points(np.linalg.inv(h), xy2[matches[:, 1]])
+    back = project(np.linalg.inv(h), xy2[matches[:, 1]])
     return np.linalg.norm(xy1[matches[:, 0]] - back, axis=1)
 
 
 def corner_error(h_est: np.ndarray | None, h_true: np.ndarray, shape1: tuple[int, int]) -> float:
-    """Mean distance (px) between image 1's corners mapped by the estimated and the true homography (inf if none)."""
+    """Mean of ``geometry.corner_errors`` (px) at image 1's corners, ``shape1`` = (H, W[, C]); inf without an
+    estimate."""
     if h_est is None:
         return float("inf")
-    h, w = shape1[:2]
-    corners = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], float)
-    return float(np.linalg.norm(warp_points(h_est, corners) - warp_points(h_true, corners), axis=1).mean())
+    return float(corner_errors(h_est, h_true, (shape1[1], shape1[0])).mean())

@@ -13,8 +13,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .errors import OptionError, check_options
 from .geometry import Camera, Pose, project
-from .tracker import TRACKING, FrameResult, Target, TargetResult
+from .tracker import TRACKING, FrameResult, TargetResult
 
 GREEN, RED, YELLOW, WHITE = (60, 220, 60), (40, 40, 230), (0, 220, 255), (255, 255, 255)
 STATE_COLOURS = {"tracking": GREEN, "searching": YELLOW, "lost": RED}
@@ -65,11 +66,21 @@ def draw_status(canvas: np.ndarray, text: str, origin: tuple[int, int] = (6, 6),
     cv2.putText(canvas, text, (x + pad, y + pad + h), cv2.FONT_HERSHEY_SIMPLEX, scale, WHITE, 1, cv2.LINE_AA)
 
 
+KEYPOINT_COLOURS = ("score", "scale", "rank")
+
+
 def draw_keypoints(canvas: np.ndarray, keypoints: np.ndarray, by: str = "score", size_multiplier: float = 22.0) -> None:
-    """Circles of each keypoint's region size; ``by`` = ``"score"`` or ``"scale"`` chooses the colour code."""
-    if by not in ("score", "scale"):
-        raise ValueError(f"keypoints are coloured by 'score' or 'scale'; got {by!r}")
-    colours = colour_map(keypoints[:, 3] if by == "score" else np.log2(keypoints[:, 2])).tolist()
+    """Circles of each keypoint's region size for (N, 4) x, y, scale, score ``keypoints``, coloured by ``by``:
+    ``"score"`` (turbo over the scores), ``"scale"`` (over log2 scale) or ``"rank"`` (over the score order: the
+    best red, the last blue, whatever the scores' spread)."""
+    if by not in KEYPOINT_COLOURS:
+        raise OptionError(f"keypoints are coloured by one of {list(KEYPOINT_COLOURS)}; got {by!r}")
+    if by == "rank":
+        values = np.empty(len(keypoints))
+        values[np.argsort(-keypoints[:, 3], kind="stable")] = -np.arange(len(keypoints))
+    else:
+        values = keypoints[:, 3] if by == "score" else np.log2(keypoints[:, 2])
+    colours = colour_map(values).tolist()
     centres = np.round(keypoints[:, :2]).astype(np.int32).tolist()
     radii = np.maximum(2, np.round(size_multiplier * keypoints[:, 2] / 4)).astype(np.int32).tolist()
     for centre, radius, colour in zip(centres, radii, colours):
@@ -133,10 +144,11 @@ def draw_axes(canvas: np.ndarray, pose: Pose, camera: Camera, target_size: tuple
         cv2.arrowedLine(canvas, tuple(pts[0]), tuple(end), colour, 3, cv2.LINE_AA, tipLength=0.15)
 
 
-def draw_matches(canvas: np.ndarray, result: FrameResult, target: TargetResult, target_xy: np.ndarray,
-                 homography: np.ndarray | None, inliers_only: bool = False) -> None:
-    """Lines from each matched frame keypoint to its target point projected into the frame; inliers green,
-    outliers red. Without a homography only the matched keypoints are marked."""
+def draw_matches(canvas: np.ndarray, result: FrameResult, target: TargetResult, inliers_only: bool = False) -> None:
+    """Lines from each matched frame keypoint to its target point (``target.target_points``) projected into the
+    frame by the estimate (``target.raw_homography``); inliers green, outliers red. Without an estimate only the
+    matched keypoints are marked."""
+    homography, target_xy = target.raw_homography, target.target_points
     for (fi, ti), ok in zip(target.matches, target.inliers if len(target.inliers) else [False] * len(target.matches)):
         if inliers_only and not ok:
             continue
@@ -194,7 +206,7 @@ class RenderOptions:
 
     Attributes:
         overlay: ``"none"``, ``"cube"``, ``"axes"``, ``"image"`` or ``"video"`` (frames from ``overlay_frames``).
-        keypoints: ``"off"``, ``"score"`` or ``"scale"``. matches, inliers_only, tracks, outline, status: layers.
+        keypoints: ``"off"`` or a ``draw_keypoints`` colouring (``"score"``, ``"scale"``, ``"rank"``). matches, inliers_only, tracks, outline, status: layers.
         heatmap: the Key.Net response under every other layer (needs ``FrameResult.response``: the tracker's
             ``keep_response`` option).
         alpha: opacity of an image or video overlay; heatmap_alpha: of the strongest responses.
@@ -225,6 +237,7 @@ class Renderer:
     """
 
     def __init__(self, overlay_frames: Any = None, **options: Any) -> None:
+        check_options(options, vars(RenderOptions()), "render")
         self.options = RenderOptions(**options)
         self.trails = TrailBook()
         self.index: int | None = None  # the last frame drawn
@@ -233,7 +246,7 @@ class Renderer:
     def set(self, **options: Any) -> None:
         for key, value in options.items():
             if not hasattr(self.options, key):
-                raise ValueError(f"unknown render option {key!r}; known: {sorted(vars(self.options))}")
+                raise OptionError(f"unknown render option {key!r}; known: {sorted(vars(self.options))}")
             setattr(self.options, key, value)
 
     def set_overlay(self, overlay_frames: Any) -> None:
@@ -262,34 +275,27 @@ class Renderer:
         self.index = result.index
         return True
 
-    def draw(self, frame: np.ndarray, result: FrameResult, targets: list[Target] | None = None,
-             camera: Camera | None = None) -> np.ndarray:
-        """A BGR copy of ``frame`` with the layers drawn for ``result``.
-
-        Args:
-            targets: ``PlanarTracker.targets`` (their sizes place AR content, their points end match lines;
-                without them only outlines, keypoints and tracks are drawn).
-            camera: for cubes and axes (default: a 60 degree field of view).
-        """
+    def draw(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
+        """A BGR copy of ``frame`` with the layers drawn for ``result``: AR content placed by each target's
+        ``size`` and shown homography, cubes and axes projected with ``result.camera`` (the intrinsics of the
+        poses), match lines ending at the targets' points."""
         o = self.options
         canvas = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-        camera = camera or Camera.from_fov(canvas.shape[1], canvas.shape[0])
         overlay = self._overlay(self._advance(result))
         if o.heatmap and result.response is not None:
             draw_heatmap(canvas, result.response, o.heatmap_alpha)
-        for i, t in enumerate(result.targets):
-            size = targets[i].size if targets else None
-            if t.state == TRACKING and t.homography is not None and size is not None:
+        for t in result.targets:
+            if t.state == TRACKING and t.homography is not None:
                 if overlay is not None:
-                    warp_overlay(canvas, overlay, t.homography, size, o.alpha)
+                    warp_overlay(canvas, overlay, t.homography, t.size, o.alpha)
                 elif o.overlay == "cube" and t.pose is not None:
-                    draw_cube(canvas, t.pose, camera, size)
+                    draw_cube(canvas, t.pose, result.camera, t.size)
                 elif o.overlay == "axes" and t.pose is not None:
-                    draw_axes(canvas, t.pose, camera, size)
+                    draw_axes(canvas, t.pose, result.camera, t.size)
             if o.outline and t.corners is not None:
                 draw_outline(canvas, t.corners, STATE_COLOURS.get(t.state, WHITE), t.name)
-            if o.matches and targets:
-                draw_matches(canvas, result, t, targets[i].xy, t.raw_homography, o.inliers_only)
+            if o.matches:
+                draw_matches(canvas, result, t, o.inliers_only)
         if o.tracks:
             self.trails.draw(canvas)
         if o.keypoints != "off":

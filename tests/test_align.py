@@ -7,12 +7,14 @@ import cv2
 import numpy as np
 
 from keynet.align import (
+    align,
     align_homography,
     fit_homography_weighted,
     local_brightness_transfer,
     relight,
     structure_tensors,
 )
+from keynet.config import AlignmentConfig
 from keynet.geometry import corners_of, project
 
 H_TRUE = np.array([[1.1, 0.15, 120], [-0.1, 0.95, 90], [2e-4, -1e-4, 1]])
@@ -122,7 +124,8 @@ def test_a_second_pass_brings_back_points_beyond_the_shift_limit():
     frame = cv2.warpPerspective(target, H_TRUE, (640, 480), flags=cv2.INTER_CUBIC)
     h_start = perturbed(rng, H_TRUE, 4.0)
     points = rng.uniform([20, 20], [300, 220], (150, 2))
-    one, two = (align_homography(target, frame, h_start, points, passes=p) for p in (1, 2))
+    one, two = (align_homography(target, frame, h_start, points, AlignmentConfig(align_passes=p))
+                for p in (1, 2))
     assert corner_error(h_start) > 3.0 and corner_error(two) < 0.1 and corner_error(two) < corner_error(one)
 
 
@@ -166,3 +169,15 @@ def test_alignment_keeps_the_homography_on_a_textureless_target():
     h = np.array([[1.0, 0, 10], [0, 1.0, 5], [0, 0, 1]])
     frame = cv2.warpPerspective(target, h, (200, 200))
     assert np.allclose(align_homography(target, frame, h, np.random.default_rng(0).uniform(10, 90, (30, 2))), h)
+
+
+def test_align_reports_the_refit_residual_or_none_when_it_keeps_the_start():
+    rng = np.random.default_rng(1)
+    target = textured(rng)
+    frame = cv2.warpPerspective(target, H_TRUE, (640, 480), flags=cv2.INTER_CUBIC)
+    found = align(target, frame, perturbed(rng, H_TRUE, 1.5), rng.uniform([20, 20], [300, 220], (150, 2)))
+    assert found.residual_px is not None and found.residual_px < 0.1 and found.inliers > 100
+    flat = np.full((100, 100), 128, np.uint8)
+    h = np.array([[1.0, 0, 10], [0, 1.0, 5], [0, 0, 1]])
+    kept = align(flat, cv2.warpPerspective(flat, h, (200, 200)), h, rng.uniform(10, 90, (30, 2)))
+    assert kept.residual_px is None and kept.homography is h

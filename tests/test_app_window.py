@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 
@@ -20,39 +20,41 @@ from PyQt6.QtGui import QImage  # noqa: E402
 
 from app.main_window import MainWindow  # noqa: E402
 from app.pipeline import SourceSpec  # noqa: E402
-from app.settings_panel import AppSettings  # noqa: E402
-from keynet.render import RenderOptions  # noqa: E402
+from app.settings import AppSettings  # noqa: E402
+from app.settings_panel import load_settings, save_settings  # noqa: E402
+from keynet.weights import default_weights  # noqa: E402
 
-from .conftest import AUTHORS_WEIGHTS, REPO, require_shared  # noqa: E402
+from .conftest import REPO  # noqa: E402
 
 FAST = dict(num_keypoints=400)
 
 
-def has_tracker() -> bool:
-    try:
-        import keynet.tracker  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def shipped_weights():
+    """The project's own Key.Net weights (a fresh clone has them: no ../shared needed)."""
+    path = default_weights("keynet")
+    if path is None:
+        pytest.skip("the shipped weights assets/weights/keynet.pt are absent")
+    return path
 
 
-
-
-DEMO = importlib.util.find_spec("keynet.demo") is not None
 # The layers keynet.render draws ("inliers only" may change nothing: a frame may have no outliers).
-LAYERS_DRAWN = {"matches", "tracks"} | ({"heatmap"} if "heatmap" in RenderOptions.__dataclass_fields__ else set())
+LAYERS_DRAWN = {"matches", "tracks", "heatmap"}
+NO_MODEL = AppSettings(model="file", weights_file="", device="cpu")  # frames shown as they are: quick
 
 
 @pytest.fixture
-def source(tmp_path) -> SourceSpec:
-    """The bundled demo; while it is absent, a small folder of a drifting random texture (320x240)."""
-    if DEMO:
-        return SourceSpec.demo()
+def source() -> SourceSpec:
+    return SourceSpec.demo()
+
+
+def texture_folder(folder, frames: int) -> SourceSpec:
+    """A folder of ``frames`` 320x240 crops of a drifting random texture, played once."""
+    folder.mkdir(exist_ok=True)
     rng = np.random.default_rng(0)
     texture = cv2.GaussianBlur(rng.integers(0, 255, (400, 500), np.uint8), (0, 0), 1.5)
-    for i in range(60):
-        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), texture[i % 20: i % 20 + 240, i % 30: i % 30 + 320])
-    return replace(SourceSpec.folder(tmp_path), loop=True)
+    for i in range(frames):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), texture[i % 20: i % 20 + 240, i % 30: i % 30 + 320])
+    return SourceSpec.folder(folder)
 
 
 @pytest.fixture
@@ -61,7 +63,7 @@ def make_window(qtbot, source):
 
     def make(spec: SourceSpec | None = None, settings: AppSettings | None = None) -> MainWindow:
         if settings is None:
-            settings = AppSettings(model="file", weights_file=str(require_shared(AUTHORS_WEIGHTS)), device="cpu", **FAST)
+            settings = AppSettings(model="file", weights_file=str(shipped_weights()), device="cpu", **FAST)
         w = MainWindow(spec or source, settings, remember=False, ask=False)
         qtbot.addWidget(w)
         w.resize(1000, 700)
@@ -84,8 +86,7 @@ def wait_output(qtbot, window: MainWindow, after: int = -1, timeout: int = 15000
 def wait_running(qtbot, window: MainWindow) -> None:
     """Until frames come out of the model, tracking the source's target when the tracker is there."""
     qtbot.waitUntil(lambda: window.output is not None and window.output.state != "no model", timeout=60000)
-    if has_tracker():
-        qtbot.waitUntil(lambda: window.output.state == "tracking", timeout=30000)
+    qtbot.waitUntil(lambda: window.output.state == "tracking", timeout=30000)
 
 
 def drag(qtbot, window: MainWindow, box: tuple[int, int, int, int]) -> None:
@@ -107,7 +108,6 @@ def pause_on_a_frame(qtbot, window: MainWindow):
     return window.output
 
 
-@pytest.mark.skipif(not DEMO, reason="the bundled demo (keynet/demo.py) is not in this checkout")
 def test_drag_sets_the_target_and_tracking_starts_within_30_frames(qtbot, make_window):
     from keynet.demo import demo_sequence
 
@@ -187,21 +187,27 @@ def test_pause_and_step_one_frame_at_a_time(qtbot, make_window):
     assert window.output.index == following and window.capture.frames_read == following + 1
 
 
-def test_recording_reads_back_with_the_frames_written(qtbot, make_window, tmp_path):
+def test_recording_plays_as_long_as_it_lasted_and_exports_the_frame_schema(qtbot, make_window, tmp_path):
     window = make_window()
     wait_running(qtbot, window)
     tmp_path = tmp_path / "out"
     path = tmp_path / "rec.mp4"
     window.start_recording(path)
-    qtbot.waitUntil(lambda: window.recorder.frames >= 8, timeout=60000)
+    recorder = window.recorder
+    qtbot.waitUntil(lambda: recorder.shown >= 8, timeout=60000)
+    before_stop = time.perf_counter()
     written = window.stop_recording()
-    assert written >= 8
+    after_stop = time.perf_counter()
     cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS)
     count = 0
     while cap.read()[0]:
         count += 1
     cap.release()
-    assert count == written
+    assert count == written and fps == pytest.approx(recorder.fps)
+    # the file lasts from the first frame recorded to the stop, whatever rate the frames were processed at
+    assert before_stop - recorder.started - 1 / fps <= count / fps <= after_stop - recorder.started + 1 / fps
+    assert count > recorder.shown  # processed slower than the file's rate: frames held while they were shown
     window.snapshot(tmp_path / "snap.png")
     snap = cv2.imread(str(tmp_path / "snap.png"))
     assert snap is not None and snap.shape == window.output.bgr.shape
@@ -209,7 +215,22 @@ def test_recording_reads_back_with_the_frames_written(qtbot, make_window, tmp_pa
     import json
 
     frames = json.loads((tmp_path / "poses.json").read_text())["frames"]
-    assert len(frames) >= 8 and {"frame", "state", "homographies", "poses", "timings_ms"} <= set(frames[0])
+    assert len(frames) >= recorder.shown
+    assert set(frames[-1]) == {"frame", "time", "keypoints", "camera", "timings_ms", "events", "targets"}
+    assert set(frames[-1]["targets"][0]) >= {"name", "state", "homography", "raw_homography", "corners", "pose"}
+
+
+def test_a_snapshot_name_opencv_cannot_write_is_reported_and_the_app_goes_on(qtbot, make_window, tmp_path):
+    window = make_window(settings=NO_MODEL)
+    wait_output(qtbot, window)
+    window.snapshot(tmp_path / "snap.xyz")
+    message = window.statusBar().currentMessage()
+    assert "snap.xyz" in message and "\n" not in message
+    assert not (tmp_path / "snap.xyz").exists() and window.isVisible()
+    window.snapshot(tmp_path)  # a folder
+    assert str(tmp_path) in window.statusBar().currentMessage() and window.isVisible()
+    after = wait_output(qtbot, window, window.output.index)  # still playing
+    assert after.fresh
 
 
 class BreakingSource:
@@ -229,7 +250,7 @@ class BreakingSource:
 
 
 class BreakingSpec(SourceSpec):
-    def opener(self):
+    def opener(self, progress=None):
         return BreakingSource
 
 
@@ -261,6 +282,7 @@ def test_the_event_loop_stays_responsive_while_processing(qtbot, make_window):
 
 
 def test_without_weights_the_video_shows_with_a_message(qtbot, make_window, monkeypatch):
+    weights = shipped_weights()
     monkeypatch.setattr("app.pipeline.default_weights", lambda arch="keynet": None)
     window = make_window(settings=AppSettings(model="keynet", device="cpu"))
     out = wait_output(qtbot, window)
@@ -269,7 +291,7 @@ def test_without_weights_the_video_shows_with_a_message(qtbot, make_window, monk
     assert window.notice_label.isVisible()
     window.panel.choose_weights_file(str(REPO / "missing.pth"))
     qtbot.waitUntil(lambda: "Cannot load the weights" in window.notice_label.text(), timeout=5000)
-    window.panel.choose_weights_file(str(require_shared(AUTHORS_WEIGHTS)))
+    window.panel.choose_weights_file(str(weights))
     qtbot.waitUntil(lambda: not window.notice_label.isVisible(), timeout=30000)
     qtbot.waitUntil(lambda: window.output.state != "no model", timeout=30000)
 
@@ -282,19 +304,31 @@ def test_clicking_a_keypoint_shows_its_details(qtbot, make_window):
     qtbot.mouseClick(window.view, Qt.MouseButton.LeftButton, pos=window.view.to_widget(QPointF(x, y)).toPoint())
     text = window.point_label.text()
     assert f"score: {out.keypoints[0, 3]:.4f}" in text and f"scale: {out.keypoints[0, 2]:.2f}" in text
-    if has_tracker():
-        assert "track length" in text and "match distance" in text
+    assert "track length" in text and "match distance" in text
+    marker = window.view.marker  # the inspected keypoint is marked on the video
+    assert marker is not None and abs(marker.x() - x) < 0.01 and abs(marker.y() - y) < 0.01
+    track = window.inspected_track
+    window.step()
+    qtbot.waitUntil(lambda: window.output.fresh and window.output.index > out.index, timeout=30000)
+    followed = window.output
+    if window.view.marker is None:  # its track ended: the panel says so
+        assert "gone" in window.point_label.text() and window.inspected is None
+    else:  # followed along its track
+        row = window.inspected[1]
+        assert track >= 0 and followed.result.track_ids[row] == track
+        assert abs(window.view.marker.x() - followed.keypoints[row, 0]) < 0.01
     qtbot.mouseClick(window.view, Qt.MouseButton.LeftButton, pos=QPoint(1, 1))
 
 
 def test_settings_are_remembered(tmp_path):
     store = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
-    s = AppSettings(model="tiny_keynet", device="cpu", num_keypoints=800, nms_size=9, ratio=0.8, ransac_px=2.5)
-    s.save(store)
+    s = AppSettings(model="tiny_keynet", device="cpu", num_keypoints=800, nms_size=9, ratio=0.8,
+                    ransac_threshold=2.5)
+    save_settings(s, store)
     again = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
-    assert AppSettings.load(again) == s
+    assert load_settings(again) == s
     again.setValue("settings/num_keypoints", "garbage")
-    assert AppSettings.load(again).num_keypoints == AppSettings().num_keypoints
+    assert load_settings(again).num_keypoints == AppSettings().num_keypoints
 
 
 def test_settings_changes_apply_live(qtbot, make_window):
@@ -317,7 +351,7 @@ def test_main_without_a_display_says_so():
 def test_the_heatmap_shows_the_response_of_the_frame_on_screen(qtbot, make_window):
     window = make_window()
     wait_running(qtbot, window)
-    assert not window.pipeline.tracker.conf["keep_response"]
+    assert not window.pipeline.tracker.config.keep_response
     paused = pause_on_a_frame(qtbot, window)
     before = displayed(window)
     window.actions["heatmap"].trigger()  # paused: the response of the frame on screen is computed for it
@@ -330,6 +364,99 @@ def test_the_heatmap_shows_the_response_of_the_frame_on_screen(qtbot, make_windo
     assert response[tinted].mean() > 3 * response[~tinted].mean()  # the colour is where Key.Net responds
     window.actions["pause"].trigger()  # play: every new frame comes with its response
     qtbot.waitUntil(lambda: window.output.fresh and window.output.index > paused.index + 1, timeout=30000)
-    assert window.pipeline.tracker.conf["keep_response"]
+    assert window.pipeline.tracker.config.keep_response
     window.actions["heatmap"].trigger()
-    qtbot.waitUntil(lambda: not window.pipeline.tracker.conf["keep_response"], timeout=10000)
+    qtbot.waitUntil(lambda: not window.pipeline.tracker.config.keep_response, timeout=10000)
+
+
+class GatedSpec(SourceSpec):
+    """A source whose opening reports progress (as the demo's first rendering does), then waits for ``gate``."""
+
+    gate = threading.Event()
+
+    def opener(self, progress=None):
+        def open_it():
+            for done in (1, 2, 3):
+                progress(done, 5)
+            self.gate.wait(30)
+            return BreakingSource()
+
+        return open_it
+
+
+def test_the_first_start_shows_its_progress_in_the_window(qtbot, make_window):
+    GatedSpec.gate.clear()
+    window = make_window(GatedSpec("camera", "camera:9", "Camera 9"), NO_MODEL)
+    bar = window.progress_bar
+    qtbot.waitUntil(lambda: bar.isVisible() and bar.value() == 3, timeout=10000)
+    assert bar.maximum() == 5 and "Rendering the demo" in bar.format()
+    assert "Rendering the demo" in window.view.message and "3 of 5" in window.view.message  # not a black window
+    GatedSpec.gate.set()
+    wait_output(qtbot, window)
+    assert not bar.isVisible()
+
+
+def test_a_file_ends_visibly_and_a_target_dragged_on_its_last_frame_is_tracked_when_it_plays_again(
+        qtbot, make_window, source):
+    from keynet.demo import demo_sequence
+
+    window = make_window(replace(source, loop=False))
+    wait_running(qtbot, window)
+    window.clear_targets()
+    demo = demo_sequence()
+    last = len(demo.homographies) - 1
+    qtbot.waitUntil(lambda: window.ended, timeout=60000)
+    qtbot.waitUntil(lambda: window.output.index == last, timeout=10000)  # the last frame is never passed by
+    assert "End of video" in window.view.banner and window.state_label.text() == "state: end of video"
+    tw, th = cv2.imread(str(demo.target)).shape[1::-1]
+    corners = cv2.perspectiveTransform(np.float32([[0, 0], [tw, 0], [tw, th], [0, th]])[None],
+                                       demo.homographies[last])[0]
+    fh, fw = window.output.bgr.shape[:2]
+    x0, y0 = np.clip(corners.min(0) + 10, 0, [fw, fh]).astype(int)
+    x1, y1 = np.clip(corners.max(0) - 10, 0, [fw, fh]).astype(int)
+    drag(qtbot, window, (int(x0), int(y0), int(x1 - x0), int(y1 - y0)))
+    qtbot.waitUntil(lambda: window.pipeline.num_targets == 1, timeout=30000)
+    states: list[str] = []
+    window.frame_shown.connect(lambda out: states.append(out.state))
+    window.actions["pause"].trigger()  # Space: play it again
+    assert not window.ended and window.view.banner == ""
+    qtbot.waitUntil(lambda: "tracking" in states or len(states) >= 30, timeout=60000)
+    assert "tracking" in states[:30], states
+
+
+def test_files_loop_when_asked(qtbot, make_window, tmp_path):
+    frames = 12
+    window = make_window(texture_folder(tmp_path / "clip", frames), NO_MODEL)
+    assert not window.actions["loop"].isChecked()  # a folder plays once unless asked
+    qtbot.waitUntil(lambda: window.ended, timeout=30000)
+    window.actions["loop"].trigger()
+    window.actions["pause"].trigger()  # play again, looping now
+    qtbot.waitUntil(lambda: window.output is not None and window.output.index >= 2 * frames, timeout=30000)
+    assert not window.ended and window.capture.loop
+
+
+def test_opening_the_demo_again_says_its_poster_is_tracked_already(qtbot, make_window, source):
+    window = make_window()
+    notices: list[str] = []
+    window.signals.notice.connect(notices.append)
+    qtbot.waitUntil(lambda: window.pipeline.num_targets == 1, timeout=60000)
+    window.open_source(source)
+    qtbot.waitUntil(lambda: any("tracked already" in n for n in notices), timeout=30000)
+    assert window.pipeline.num_targets == 1
+
+
+def test_the_status_bar_reports_every_target_as_the_video_label_does(qtbot, make_window):
+    window = make_window()
+    wait_running(qtbot, window)
+    out = pause_on_a_frame(qtbot, window)
+    drag(qtbot, window, (60, 60, 160, 120))  # a second target beside the poster
+    qtbot.waitUntil(lambda: window.pipeline.num_targets == 2, timeout=30000)
+    window.step()
+    qtbot.waitUntil(lambda: window.output.fresh and window.output.index > out.index, timeout=30000)
+    qtbot.waitUntil(lambda: window.state_label.text() == window.output.summary(), timeout=5000)  # its refresh
+    text = window.state_label.text()
+    names = [name for name, *_ in window.output.targets]
+    assert len(names) == 2 and all(f"{name}: " in text for name in names)
+    assert text == window.output.summary()
+    window.chart.add({}, 1.0, window.output.targets)
+    assert window.chart.targets == names

@@ -14,7 +14,8 @@ import pytest
 
 pytest.importorskip("PyQt6")
 
-from app.workers import CaptureThread, Frame, LatestFrame, ProcessingThread, WorkerSignals  # noqa: E402
+from app.frames import Frame  # noqa: E402
+from app.workers import CaptureThread, LatestFrame, ProcessingThread, WorkerSignals  # noqa: E402
 
 from .conftest import REPO  # noqa: E402
 

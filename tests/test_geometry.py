@@ -6,10 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
+from keynet.config import GeometryConfig
 from keynet.geometry import (
     Camera,
+    Pose,
+    corner_errors,
     corners_of,
     estimate_homography,
+    homography_jacobians,
     implausible,
     local_scale,
     pose_from_homography,
@@ -47,6 +51,45 @@ def test_implausible_homographies(h, reason):
 
 def test_plausible_homography():
     assert implausible(np.array([[0.8, 0.1, 50], [0, 0.9, 40], [1e-4, 0, 1]]), corners_of(400, 300)) == ""
+
+
+def test_implausible_reads_its_limits_from_the_configuration():
+    quarter = np.diag([0.5, 0.5, 1.0])  # a 400x300 target shown at 200x150: area ratio 4
+    corners = corners_of(400, 300)
+    assert implausible(quarter, corners) == ""
+    assert implausible(quarter, corners, GeometryConfig(max_area_ratio=3.0)) == "implausible scale"
+    assert implausible(quarter, corners, GeometryConfig(min_area=40000.0)) == "collapsed"
+    assert implausible(quarter, corners, GeometryConfig(min_side=160.0)) == "collapsed"
+    squeezed = np.diag([1.0, 0.01, 1.0])  # singular values 1 and 0.01
+    assert implausible(squeezed, corners, GeometryConfig(min_area=1.0, min_side=1.0, max_area_ratio=1000.0)) == ""
+    assert implausible(squeezed, corners, GeometryConfig(min_singular_ratio=0.02)) == "near-singular"
+
+
+def test_corner_errors_are_at_the_image_outer_corners():
+    # a 1.1x zoom about the origin moves corner (w, h) = (100, 50) by (10, 5): at w, h, not w - 1, h - 1
+    zoom = np.diag([1.1, 1.1, 1.0])
+    errors = corner_errors(zoom, np.eye(3), (100, 50))
+    np.testing.assert_allclose(errors, [0.0, 10.0, np.hypot(10, 5), 5.0], atol=1e-9)
+
+
+def test_homography_jacobians_equal_finite_differences():
+    h = np.array([[0.9, 0.1, 30], [-0.05, 1.1, 20], [1e-3, 2e-4, 1]])
+    points = np.array([[10.0, 20.0], [150.0, 80.0], [300.0, 250.0]])
+    step = 1e-4
+    numeric = np.stack([(project(h, points + d) - project(h, points - d)) / (2 * step)
+                        for d in ([step, 0.0], [0.0, step])], axis=2)
+    np.testing.assert_allclose(homography_jacobians(h, points), numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_camera_and_pose_round_trip_through_their_dicts():
+    camera = Camera.from_fov(640, 480, 70.0)
+    back = Camera.from_dict(camera.to_dict())
+    np.testing.assert_array_equal(back.matrix, camera.matrix)
+    np.testing.assert_array_equal(back.dist, camera.dist)
+    pose = Pose(np.array([0.1, -0.2, 0.3]), np.array([1.0, 2.0, 5.0]))
+    again = Pose.from_dict(pose.to_dict())
+    np.testing.assert_array_equal(again.rvec, pose.rvec)
+    np.testing.assert_array_equal(again.tvec, pose.tvec)
 
 
 def test_pose_reprojects_corners():

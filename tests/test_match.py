@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from keynet.config import MatchingConfig
 from keynet.describe import Descriptors
 from keynet.match import TrackBook, coherent_motion, distance_matrix, guide, guided_matches, mutual_nn_ratio
 
@@ -39,11 +40,11 @@ def test_guided_matching_forbids_far_pairs():
     assert g[0, 0] == 0 and torch.isinf(g[0, 1])
 
 
-def first_frame(seed: int, n: int, extent: float, **conf):
+def first_frame(seed: int, n: int, extent: float, ratio: float, radius: float):
     """A TrackBook that has seen one frame of ``n`` random descriptors at random places; its ids and lengths."""
     rng = np.random.default_rng(seed)
     desc, xy = rng.integers(0, 256, (n, 32)), rng.uniform(0, extent, (n, 2))
-    book = TrackBook(**conf)
+    book = TrackBook(MatchingConfig(ratio=ratio, track_radius=radius))
     return rng, desc, xy, book, *book.update(binary(desc), xy)[:2]
 
 

@@ -131,3 +131,5 @@ def test_mutual_nearest_neighbours_and_corner_error():
     shift = np.array([[1, 0, 3.0], [0, 1, 4.0], [0, 0, 1]])
     assert corner_error(shift, np.eye(3), (100, 100)) == pytest.approx(5.0)
     assert corner_error(None, np.eye(3), (100, 100)) == math.inf
+    zoom = np.diag([1.1, 1.1, 1.0])  # image corners at 0 and w, h (geometry.corner_errors): (0 + 10 + 14.1 + 10) / 4
+    assert corner_error(zoom, np.eye(3), (100, 100, 3)) == pytest.approx((20 + 10 * math.sqrt(2)) / 4)

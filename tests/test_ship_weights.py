@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import bench.ship_weights as ship
+import tools.ship_weights as ship
 from keynet.model import build_model
 from keynet.weights import save_weights
 

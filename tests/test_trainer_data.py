@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from keynet.errors import InputError
 from trainer.data import PairDataset, find_images, generate_pairs, load_photographs
 
 NO_PHOTOMETRY = {"contrast": (1.0, 1.0), "brightness": (0.0, 0.0), "hue_deg": (0.0, 0.0)}
@@ -33,7 +34,7 @@ def test_find_images_is_recursive_and_case_insensitive(photo_folder, tmp_path_fa
     empty = tmp_path_factory.mktemp("empty")
     with pytest.raises(ValueError, match="no photographs"):
         find_images([empty])
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(InputError, match="does not exist"):
         find_images([empty / "missing"])
 
 

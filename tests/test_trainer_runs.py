@@ -1,9 +1,11 @@
-"""Training runs: the command line, bad input, NaN losses, SIGKILL then --resume, torchrun against one process."""
+"""Training runs: the command line, bad input, NaN losses, divergence, damaged checkpoints, SIGKILL then --resume,
+torchrun against one process."""
 
 from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -14,8 +16,11 @@ import pytest
 import torch
 
 import trainer.train as train
+from keynet.errors import OptionError, WeightsError
 from keynet.inference import native_bf16
 from keynet.weights import load_model, read_model_card
+from trainer.checkpoints import export_run
+from trainer.options import MIN_CROP
 
 from .conftest import DATA, REPO, require_shared
 
@@ -59,6 +64,9 @@ def test_a_run_writes_checkpoints_log_curves_and_weights_with_a_model_card(photo
     assert card["epochs"] == 2 and card["data"] == str(photos) and "--tiny" in card["command"]
     assert "process" in card["machine"] and card["config"]["bf16"] is native_bf16(torch.device("cpu"))
     assert type(load_model(out / "tiny_keynet.pt")).__name__ == "TinyKeyNet"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {0o666 & ~umask}  # as the umask says
 
 
 def test_bf16_is_chosen_only_where_it_is_native_and_elsewhere_warns_and_trains_in_fp32(photos, tmp_path, monkeypatch,
@@ -122,6 +130,99 @@ def test_a_nan_loss_skips_the_step_and_repeated_nans_stop_the_run(photos, tmp_pa
         run_.fit()
     for k, v in run_.model.state_dict().items():  # no update ever came from a NaN
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+
+
+def refused(argv, capsys):
+    """The trainer's command line on ``argv``: (exit code, stderr); a bad value gives one line, no traceback."""
+    code = train.main(argv)
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    return code, err
+
+
+def cli_args(images, out, *extra):
+    return train_cmd(images, out, *extra)[3:]
+
+
+def test_a_crop_smaller_than_the_network_needs_is_refused_naming_the_option(photos, tmp_path, capsys):
+    result = run(train_cmd(photos, tmp_path / "zero", "--crop", "0"))  # the reported case, through the real CLI
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"--crop must be a whole number of pixels of at least {MIN_CROP}" in result.stderr and "got 0" in result.stderr
+    code, err = refused(cli_args(photos, tmp_path / "small", "--crop", str(MIN_CROP - 1)), capsys)
+    assert code == 2 and f"got {MIN_CROP - 1}" in err
+    assert not (tmp_path / "zero").exists() and not (tmp_path / "small").exists()
+    with pytest.raises(OptionError, match="--crop"):
+        train.Trainer([photos], tmp_path / "api", "cpu", crop=8)
+
+
+def test_a_negative_thread_count_is_refused_naming_the_option(photos, tmp_path, capsys):
+    code, err = refused(cli_args(photos, tmp_path / "run", "--threads", "-3"), capsys)
+    assert code == 2 and "--threads must be a whole number of at least 0" in err and "got -3" in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("lr", ["0", "-0.001", "1e30", "2", "nan", "inf"])
+def test_a_non_positive_or_absurd_learning_rate_is_refused_before_training(photos, tmp_path, capsys, lr):
+    code, err = refused(cli_args(photos, tmp_path / "run", "--lr", lr), capsys)
+    assert code == 2 and err.startswith("error: --lr must be") and f"got {float(lr)!r}" in err
+    assert not (tmp_path / "run").exists()  # nothing trained, nothing exported
+
+
+def test_an_out_that_is_a_file_is_refused_and_left_as_it_is(photos, tmp_path, capsys):
+    taken = tmp_path / "notes.txt"
+    taken.write_text("keep me")
+    for extra in ((), ("--resume",), ("--overwrite",)):
+        code, err = refused(cli_args(photos, taken, *extra), capsys)
+        assert code == 2 and f"--out {taken} is a file" in err
+    assert taken.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "foreign"])
+def test_a_damaged_last_checkpoint_is_refused_on_resume_naming_it_and_nothing_is_overwritten(photos, tmp_path,
+                                                                                               capsys, damage):
+    out = tmp_path / "run"
+    conf = {"train_pairs": 8, "val_pairs": 2, "batch_size": 8, "crop": 64, "workers": 0, "threads": 1}
+    train.Trainer([photos], out, "cpu", **conf)._save(improved=True)  # a real epoch-0 checkpoint
+    last = out / "last.pt"
+    data = last.read_bytes()
+    if damage == "foreign":  # a readable file that is no checkpoint of ours
+        torch.save({"weights": torch.ones(3)}, last)
+    else:
+        last.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"not a checkpoint", "empty": b""}[damage])
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    code, err = refused(cli_args(photos, out, "--train-pairs", "8", "--val-pairs", "2", "--resume"), capsys)
+    assert code == 2 and f"checkpoint {last}" in err
+    assert ("not a checkpoint of this trainer" if damage == "foreign" else "truncated or corrupt") in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_diverging_run_stops_with_a_clear_message_and_exports_no_exploded_weights(photos, tmp_path):
+    conf = {"train_pairs": 16, "val_pairs": 2, "batch_size": 8, "crop": 64, "workers": 0, "threads": 1, "epochs": 3}
+    out = tmp_path / "run"
+    run_ = train.Trainer([photos], out, "cpu", **conf)
+    steps = []
+
+    def explode(optimizer, args, kwargs):  # two good steps per epoch; in epoch 2 a step sends weights to 1e30
+        steps.append(1)
+        if len(steps) == 3:
+            with torch.no_grad():
+                run_.model.last_conv[0].weight.mul_(1e30)
+
+    run_.optimizer.register_step_post_hook(explode)
+    with pytest.raises(train.DivergedWeights, match="diverged in epoch 2: last_conv.0.weight reaches") as error:
+        run_.fit()
+    assert f"last good checkpoint: {out / 'last.pt'}" in str(error.value) and "--lr" in str(error.value)
+    assert not (out / "tiny_keynet.pt").exists() and not (out / "keynet.pt").exists()
+    saved = torch.load(out / "last.pt", weights_only=True)
+    assert saved["epoch"] == 1 and all(torch.isfinite(v).all() for v in saved["model"].values())
+
+    state = torch.load(out / "best.pt", weights_only=True)  # a checkpoint whose weights are not finite
+    state["model"]["last_conv.0.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(state, out / "best.pt")
+    with pytest.raises(WeightsError, match="best.pt is not exported: last_conv.0.weight holds non-finite"):
+        export_run(out)
+    assert not (out / "keynet.pt").exists()
 
 
 def test_sigkill_then_resume_loses_at_most_one_epoch_and_ends_as_an_uninterrupted_run(photos, tmp_path):

@@ -34,9 +34,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from keynet.errors import InputError, check_options
+from keynet.image import IMAGE_SUFFIXES
 from keynet.model import HandcraftedBlock
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".webp", ".tif", ".tiff"}
 LINEAR_FILTERS = (0, 1, 7, 8)  # dx, dy, dxx, dyy among the handcrafted block's ten maps
 
 default_conf: dict[str, Any] = {
@@ -54,14 +55,19 @@ default_conf: dict[str, Any] = {
 
 
 def find_images(folders: list[str | Path]) -> list[Path]:
-    """Every photograph under the folders (recursive, by suffix, any case), sorted; an error if there are none."""
+    """Every photograph under the folders (recursive, by suffix, any case), sorted.
+
+    Raises:
+        InputError: a folder that does not exist (or is not a folder), or no photographs in any.
+    """
     found: list[Path] = []
     for folder in map(Path, folders):
         if not folder.is_dir():
-            raise FileNotFoundError(f"image folder {folder} does not exist")
+            what = "is not a folder" if folder.exists() else "does not exist"
+            raise InputError(f"image folder (--images) {folder} {what}")
         found += [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     if not found:
-        raise ValueError(f"no photographs ({', '.join(sorted(IMAGE_SUFFIXES))}) found in "
+        raise InputError(f"no photographs ({', '.join(sorted(IMAGE_SUFFIXES))}) found in "
                          f"{', '.join(map(str, folders))}")
     return sorted(found)
 
@@ -87,7 +93,7 @@ def load_photographs(paths: list[Path], crop: int) -> list[np.ndarray]:
         warnings.warn(f"skipped {len(skipped)} unreadable image file(s) of {len(paths)}: {', '.join(skipped[:5])}"
                       f"{' ...' if len(skipped) > 5 else ''}", stacklevel=2)
     if not images:
-        raise ValueError(f"none of the {len(paths)} image files could be read")
+        raise InputError(f"none of the {len(paths)} image files could be read")
     return images
 
 
@@ -120,12 +126,10 @@ class PairDataset(Dataset):
     """
 
     def __init__(self, photographs: list[np.ndarray], length: int, seed: int, **conf: Any) -> None:
-        unknown = set(conf) - set(default_conf)
-        if unknown:
-            raise ValueError(f"unknown pair option(s) {sorted(unknown)}; known: {sorted(default_conf)}")
+        check_options(conf, default_conf, "pair")
         self.conf = {**default_conf, **conf}
         if any(min(p.shape[:2]) < self.conf["crop"] for p in photographs):
-            raise ValueError(f"every photograph must be at least {self.conf['crop']} px a side (load_photographs "
+            raise InputError(f"every photograph must be at least {self.conf['crop']} px a side (load_photographs "
                              "upscales smaller ones)")
         self.photographs, self.length, self.seed = photographs, length, seed
         self.handcrafted = HandcraftedBlock()

@@ -21,7 +21,6 @@ import platform
 import shlex
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,114 +30,26 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from keynet import devices
 from keynet.detect import local_maxima
-from keynet.files import atomic_path, atomic_torch_save
+from keynet.errors import KeyNetError, OptionError, OutputError, WeightsError
+from keynet.files import atomic_path, atomic_torch_save, remove_stale_temporaries
 from keynet.inference import native_bf16
-from keynet.runtime import keep_freed_memory
 from keynet.metrics import COMMON_REGION_BORDER, common_region_masks, repeatability, select_in_mask
 from keynet.model import KeyNet, build_model
-from keynet.weights import save_weights
+from keynet.runtime import keep_freed_memory
 
+from .checkpoints import MAX_WEIGHT, export_run, read_checkpoint, weights_problem
 from .data import PairDataset, Pairs, find_images, generate_pairs, load_photographs
 from .loss import msip_loss
-
-default_conf: dict[str, Any] = {
-    "epochs": 45,
-    "batch_size": 32,  # global: split across processes
-    "lr": 1e-3,
-    "lr_decay_epochs": 30,  # the learning rate is halved every this many epochs
-    "weight_decay": 1e-5,  # L2 regularisation of the convolution kernels only (the paper gives no value)
-    "train_pairs": 9000,
-    "val_pairs": 3000,
-    "crop": 192,
-    "seed": 0,
-    "tiny": False,
-    "bf16": False,
-    "workers": min(8, os.cpu_count() or 1),  # processes making the pairs
-    "threads": 0,  # torch threads of the training process; 0 leaves torch's default (one per core)
-    "max_nan_steps": 5,
-    "val_keypoints": 30,  # per 192x192 crop: the density of 1,000 points in a 1.2-megapixel image
-}
-
-
-class GlobalBatchNorm(nn.BatchNorm2d):
-    """BatchNorm whose training statistics cover the batch of every process (a differentiable all-reduce).
-
-    The state dict is BatchNorm2d's. In one process, or in eval mode, it is BatchNorm2d.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-            return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
-        stats = torch.stack([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)),
-                             x.new_full((x.shape[1],), x.numel() / x.shape[1])])
-        stats = all_reduce(stats)
-        count = stats[2]
-        mean = stats[0] / count
-        var = stats[1] / count - mean * mean
-        with torch.no_grad():
-            self.num_batches_tracked += 1
-            self.running_mean.lerp_(mean.detach(), self.momentum)
-            self.running_var.lerp_((var * count / (count - 1)).detach(), self.momentum)
-        shape = (1, -1, 1, 1)
-        y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
-        return y * self.weight.view(shape) + self.bias.view(shape)
-
-
-def use_global_batchnorm(model: nn.Module) -> nn.Module:
-    """Swap every BatchNorm2d for a GlobalBatchNorm holding the same parameters and statistics."""
-    for name, child in model.named_children():
-        if type(child) is nn.BatchNorm2d:
-            replacement = GlobalBatchNorm(child.num_features, child.eps, child.momentum)
-            replacement.load_state_dict(child.state_dict())
-            setattr(model, name, replacement)
-        else:
-            use_global_batchnorm(child)
-    return model
-
-
-class Float32Handcrafted(nn.Module):
-    """The handcrafted block computed in fp32 under autocast: bf16 training keeps fp32 derivatives, as inference."""
-
-    def __init__(self, block: nn.Module) -> None:
-        super().__init__()
-        self.block = block
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(x.device.type, enabled=False):
-            return self.block(x.float())
-
-
-def he_initialise(model: nn.Module) -> None:
-    """He (Kaiming) normal initialisation of every convolution, zero biases (section 5.3)."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            nn.init.zeros_(m.bias)
-
-
-def freeze_biases_before_batchnorm(model: nn.Module) -> None:
-    """Keep at zero the biases of convolutions followed by BatchNorm, which removes them.
-
-    Their gradient is only float noise, which Adam scales up to full steps: a random walk that the running mean
-    follows with a lag, so it would move eval-mode responses and make runs differ by their rounding.
-    """
-    for m in model.modules():
-        if isinstance(m, nn.Sequential) and len(m) > 1 and isinstance(m[0], nn.Conv2d) \
-                and isinstance(m[1], nn.BatchNorm2d) and m[0].bias is not None:
-            nn.init.zeros_(m[0].bias)
-            m[0].bias.requires_grad_(False)
-
-
-def optimizer_for(model: nn.Module, conf: dict[str, Any]) -> torch.optim.Optimizer:
-    """Adam; the L2 regulariser applies to convolution kernels only (not biases or BatchNorm)."""
-    learned = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    kernels = [p for n, p in learned if n.endswith("weight") and p.dim() == 4]
-    others = [p for n, p in learned if not (n.endswith("weight") and p.dim() == 4)]
-    return torch.optim.Adam([{"params": kernels, "weight_decay": conf["weight_decay"]},
-                             {"params": others, "weight_decay": 0.0}], lr=conf["lr"])
+from .network import (
+    Float32Handcrafted,
+    freeze_biases_before_batchnorm,
+    he_initialise,
+    optimizer_for,
+    use_global_batchnorm,
+)
+from .options import RUN_DEFINING, default_conf, training_options
 
 
 def validation_repeatability(model: KeyNet, pairs: Pairs, top_k: int, bf16: bool = False,
@@ -170,77 +81,126 @@ def validation_repeatability(model: KeyNet, pairs: Pairs, top_k: int, bf16: bool
     return float(np.mean(scores)) if scores else 0.0
 
 
-#: Options that define a run's data and model: --resume refuses to change them (epochs, lr, bf16... may change).
-RUN_DEFINING = ("train_pairs", "val_pairs", "crop", "seed", "tiny", "batch_size")
+class TrainingStopped(KeyNetError, RuntimeError):
+    """A run that cannot go on; the message says why and which checkpoint is the last good one."""
 
 
-class NonFiniteLoss(RuntimeError):
+class NonFiniteLoss(TrainingStopped):
     """The loss was not finite for ``max_nan_steps`` steps in a row."""
+
+
+class DivergedWeights(TrainingStopped):
+    """An optimiser step made the weights non-finite or exploded (``checkpoints.weights_problem``)."""
+
+
+def process_group() -> tuple[int, int]:
+    """(rank, world size) of this process: (0, 1) outside ``torchrun``."""
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
 
 
 class Trainer:
     """A training run in ``out``: data, model, optimiser, schedule, checkpoints and logs.
 
+    Set up in named steps, each one job: the options, the device, the output folder (and the checkpoint to resume),
+    the photographs, the model, the optimiser, the resumed state, the pairs. Nothing is written before every check
+    has passed.
+
     Args:
         images: folders of photographs (searched recursively).
         out: the run folder; it must be new or empty unless ``resume`` or ``overwrite``.
-        device: "cpu", "cuda" or "auto".
+        device: a name for ``keynet.devices.resolve_device`` ("auto", "cpu", "cuda", "cuda:N").
         resume: continue from ``out/last.pt`` when it exists.
         overwrite: start afresh in an existing ``out``.
         command: the command line, for the model card.
-        **conf: overrides of ``default_conf``.
+        **conf: overrides of ``trainer.options.default_conf``.
+
+    Raises:
+        OptionError: an unknown option or a bad value; DeviceError: an absent or unknown device; OutputError: ``out``
+        is a file or cannot be made; WeightsError: a ``last.pt`` to resume that is damaged or does not fit the run;
+        InputError: no readable photographs.
     """
 
     def __init__(self, images: list[str | Path], out: str | Path, device: str = "auto", resume: bool = False,
                  overwrite: bool = False, command: str = "", **conf: Any) -> None:
-        unknown = set(conf) - set(default_conf)
-        if unknown:
-            raise ValueError(f"unknown training option(s) {sorted(unknown)}; known: {sorted(default_conf)}")
-        self.conf = c = {**default_conf, **conf}
-        for key in ("epochs", "batch_size", "train_pairs", "val_pairs", "lr_decay_epochs"):
-            if int(c[key]) < 1:
-                raise ValueError(f"{key} must be at least 1; got {c[key]}")
-        self.out, self.images, self.command = Path(out), [str(i) for i in images], command
-        self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-        if c["batch_size"] % self.world:
-            raise ValueError(f"batch size {c['batch_size']} must divide by the {self.world} processes")
-        if c["train_pairs"] < c["batch_size"]:
-            raise ValueError(f"train_pairs ({c['train_pairs']}) must be at least one batch ({c['batch_size']})")
-        self.device = resolve_device(device, self.world)
-        if c["bf16"] and not native_bf16(self.device):
-            c["bf16"] = False
-            print(f"warning: --bf16 ignored: {self.device.type} here has no native bf16, where bf16 is many times "
-                  "slower than fp32; training in fp32", file=sys.stderr)
-        if c["threads"]:
-            torch.set_num_threads(c["threads"])
-        last = self.out / "last.pt"
-        if self.out.exists() and any(self.out.iterdir()) and not (resume or overwrite):
-            raise FileExistsError(f"output folder {self.out} exists; pass --resume to continue it or --overwrite")
-        photos = load_photographs(find_images(self.images), c["crop"])
-        if self.rank == 0:
-            self.out.mkdir(parents=True, exist_ok=True)
-            for orphan in self.out.glob(".*.tmp*"):  # the temporary file of a write that was killed midway
-                orphan.unlink()
-
-        torch.manual_seed(c["seed"])
-        self.model = build_model("tiny_keynet" if c["tiny"] else "keynet")
-        he_initialise(self.model)
-        freeze_biases_before_batchnorm(self.model)
-        self.model = use_global_batchnorm(self.model).to(self.device)
-        self.model.feature_extractor.hc_block = Float32Handcrafted(self.model.feature_extractor.hc_block)
-        self.optimizer = optimizer_for(self.model, c)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, c["lr_decay_epochs"], 0.5)
-        self.epoch, self.best, self.history = 0, -math.inf, []
-        if resume and last.is_file():
-            self._restore(torch.load(last, map_location="cpu", weights_only=True))
+        self.rank, self.world = process_group()
+        self.conf = training_options(conf, self.world)
+        self.images, self.command, self.out = [str(i) for i in images], command, Path(out)
+        self.device = self._choose_device(device)
+        resumed = self._check_output(resume, overwrite)
+        photos = load_photographs(find_images(self.images), self.conf["crop"])
+        self._make_output()
+        self._build_model()
+        self._build_optimiser()
+        if resumed is not None:
+            self._restore(resumed)
         self.net: nn.Module = self.model
         if self.world > 1:
             self.net = nn.parallel.DistributedDataParallel(self.model)
+        self._make_pairs(photos)
 
-        pair_conf = {"crop": c["crop"]}
-        self.train_pairs = generate_pairs(PairDataset(photos, c["train_pairs"], c["seed"], **pair_conf),
+    # -- set-up steps ---------------------------------------------------------------------------------------------
+    def _choose_device(self, name: str) -> torch.device:
+        """The training device; bf16 only where it is native (elsewhere a warning and fp32); torch's threads."""
+        device = resolve_device(name, self.world)
+        if self.conf["bf16"] and not native_bf16(device):
+            self.conf["bf16"] = False
+            print(f"warning: --bf16 ignored: {device.type} here has no native bf16, where bf16 is many times "
+                  "slower than fp32; training in fp32", file=sys.stderr)
+        if self.conf["threads"]:
+            torch.set_num_threads(self.conf["threads"])
+        return device
+
+    def _check_output(self, resume: bool, overwrite: bool) -> dict[str, Any] | None:
+        """Check ``out`` may hold this run, writing nothing; returns the checkpoint to resume from, if any (read and
+        checked: the same run-defining options, finite weights)."""
+        if self.out.exists() and not self.out.is_dir():
+            raise OutputError(f"--out {self.out} is a file, not a folder; give a folder for the run")
+        if self.out.is_dir() and any(self.out.iterdir()) and not (resume or overwrite):
+            raise OutputError(f"output folder {self.out} exists; pass --resume to continue it or --overwrite")
+        last = self.out / "last.pt"
+        if not (resume and last.exists()):
+            return None
+        state = read_checkpoint(last)
+        changed = [k for k in RUN_DEFINING if state["conf"].get(k) != self.conf[k]]
+        if changed:
+            raise OptionError(f"--resume needs the options of the run in {self.out}; changed: " + ", ".join(
+                f"{k} {state['conf'].get(k)!r} -> {self.conf[k]!r}" for k in changed))
+        problem = weights_problem(state["model"])
+        if problem:
+            raise WeightsError(f"checkpoint {last} cannot be resumed: {problem}")
+        return state
+
+    def _make_output(self) -> None:
+        """Create ``out`` (rank 0) and remove the temporary files of writes that a killed process left midway."""
+        if self.rank != 0:
+            return
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"--out {self.out}: cannot create the run folder ({exc.strerror or exc})") from None
+        remove_stale_temporaries(self.out)
+
+    def _build_model(self) -> None:
+        """The seeded He-initialised model on the device, BatchNorm over every process, fp32 handcrafted block."""
+        torch.manual_seed(self.conf["seed"])
+        model = build_model("tiny_keynet" if self.conf["tiny"] else "keynet")
+        he_initialise(model)
+        freeze_biases_before_batchnorm(model)
+        self.model = use_global_batchnorm(model).to(self.device)
+        self.model.feature_extractor.hc_block = Float32Handcrafted(self.model.feature_extractor.hc_block)
+
+    def _build_optimiser(self) -> None:
+        """Adam with the learning rate halved every ``lr_decay_epochs``; no epoch done yet."""
+        self.optimizer = optimizer_for(self.model, self.conf)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, self.conf["lr_decay_epochs"], 0.5)
+        self.epoch, self.best, self.history = 0, -math.inf, []
+
+    def _make_pairs(self, photos: list[np.ndarray]) -> None:
+        """The fixed training and validation pairs (seeded), held on the device."""
+        c = self.conf
+        self.train_pairs = generate_pairs(PairDataset(photos, c["train_pairs"], c["seed"], crop=c["crop"]),
                                           c["workers"], "training pairs").to(self.device)
-        self.val_pairs = generate_pairs(PairDataset(photos, c["val_pairs"], c["seed"] + 1_000_003, **pair_conf),
+        self.val_pairs = generate_pairs(PairDataset(photos, c["val_pairs"], c["seed"] + 1_000_003, crop=c["crop"]),
                                         c["workers"], "validation pairs").to(self.device)
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
@@ -252,15 +212,16 @@ class Trainer:
                 "machine": machine_description(self.device, self.world)}
 
     def _restore(self, state: dict[str, Any]) -> None:
-        changed = [k for k in RUN_DEFINING if state["conf"].get(k) != self.conf[k]]
-        if changed:
-            raise ValueError("--resume needs the options of the run in " + str(self.out) + "; changed: " + ", ".join(
-                f"{k} {state['conf'].get(k)!r} -> {self.conf[k]!r}" for k in changed))
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        """Continue from ``state``, the checked ``out/last.pt``: model, optimiser, schedule, history, random state."""
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise WeightsError(f"checkpoint {self.out / 'last.pt'} does not fit this run ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
         self.epoch, self.best, self.history = state["epoch"], state["best"], list(state["history"])
-        torch.set_rng_state(state["torch_rng"])
 
     def _save(self, improved: bool) -> None:
         if self.rank != 0:
@@ -328,8 +289,12 @@ class Trainer:
                         tqdm.write(f"warning: non-finite loss in epoch {epoch}; step skipped", file=sys.stderr)
                     if nan_run >= c["max_nan_steps"]:
                         raise NonFiniteLoss(f"the loss was not finite {nan_run} steps in a row; training stopped "
-                                            f"(last good checkpoint: {self.out / 'last.pt'})")
+                                            f"({self._last_good()})")
                     continue
+                problem = self._weights_problem()
+                if problem:
+                    raise DivergedWeights(f"training diverged in epoch {epoch}: {problem}; stopped and nothing "
+                                          f"exported (try a --lr lower than {c['lr']:g}; {self._last_good()})")
                 nan_run = 0
                 losses.append(loss)
                 bar.set_postfix(loss=f"{np.mean(losses):.4f}", val=f"{self.history[-1]['val_repeatability']:.1f}%")
@@ -347,6 +312,17 @@ class Trainer:
             self._save(improved)
         return self.export()
 
+    def _weights_problem(self) -> str:
+        """Why the weights after a step are not a trainable model ("" when they are); one device sync."""
+        largest = float(torch.stack([p.detach().abs().amax() for p in self.model.parameters()]).max())
+        if math.isfinite(largest) and largest <= MAX_WEIGHT:
+            return ""
+        return weights_problem(self.model.state_dict())
+
+    def _last_good(self) -> str:
+        last = self.out / "last.pt"
+        return f"last good checkpoint: {last}" if last.is_file() else "no checkpoint was saved yet"
+
     def export(self) -> Path:
         """Write the best checkpoint's model to our weights format, with its model card."""
         if self.rank != 0:
@@ -354,52 +330,13 @@ class Trainer:
         return export_run(self.out)
 
 
-def export_run(out: str | Path, images: list[str] | None = None, command: str = "", machine: str = "") -> Path:
-    """Write the best checkpoint of the run in ``out`` (finished, interrupted or still going) to
-    ``out/<architecture>.pt`` in our weights format, with its model card.
-
-    Args:
-        images, command, machine: the training folders, command line and machine for the model card, when the
-            checkpoint does not record them.
-    """
-    out = Path(out)
-    best, last = out / "best.pt", out / "last.pt"
-    if not (best.is_file() or last.is_file()):
-        raise FileNotFoundError(f"{out} holds no checkpoint (best.pt or last.pt) to export")
-    history = torch.load(last if last.is_file() else best, map_location="cpu", weights_only=True)["history"]
-    state = torch.load(best if best.is_file() else last, map_location="cpu", weights_only=True)
-    conf = state["conf"]
-    arch = "tiny_keynet" if conf["tiny"] else "keynet"
-    model = build_model(arch)
-    model.load_state_dict(state["model"])
-    best_row = max((r for r in history if r["epoch"]), key=lambda r: r["val_repeatability"], default={})
-    card = {
-        "data": ", ".join(state.get("images", images or [])),
-        "epochs": int(history[-1]["epoch"]) if history else 0,
-        "best_epoch": int(best_row.get("epoch", 0)),
-        "validation_repeatability": float(best_row.get("val_repeatability", 0.0)),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "command": state.get("command", command),
-        "machine": state.get("machine", machine),
-        "training_seconds": round(sum(float(r["seconds"]) for r in history), 1),
-        "config": {k: v for k, v in conf.items() if k not in ("workers", "threads")},
-    }
-    path = out / f"{arch}.pt"
-    save_weights(model.eval(), path, card)
-    return path
-
-
-def resolve_device(device: str, world: int = 1) -> torch.device:
-    """"auto" -> cuda when available, else cpu; under torchrun, cuda means this process's GPU (LOCAL_RANK)."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda; got {device!r}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but torch sees no CUDA GPU")
-    if device == "cuda" and world > 1:
+def resolve_device(device: str | torch.device, world: int = 1) -> torch.device:
+    """``keynet.devices.resolve_device``; under ``torchrun`` (``world`` > 1), cuda means this process's GPU
+    (LOCAL_RANK)."""
+    resolved = devices.resolve_device(device)
+    if resolved.type == "cuda" and resolved.index is None and world > 1:
         return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
-    return torch.device(device)
+    return resolved
 
 
 def machine_description(device: torch.device, world: int = 1) -> str:
@@ -459,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=d["seed"])
     parser.add_argument("--workers", type=int, default=d["workers"], help="processes making the pairs")
     parser.add_argument("--threads", type=int, default=d["threads"], help="torch threads (0: one per core)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the network (the loss stays fp32)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
     parser.add_argument("--overwrite", action="store_true", help="start afresh in an existing --out")
@@ -467,19 +404,28 @@ def main(argv: list[str] | None = None) -> int:
                         help="only write the weights of the best checkpoint in --out (a run that stopped or still runs)")
     args = parser.parse_args(argv)
     command = "python -m trainer " + shlex.join(sys.argv[1:] if argv is None else argv)
-    if args.export:
-        try:
+    try:
+        if args.export:
             path = export_run(args.out, args.images, command.replace(" --export", ""),
                               machine_description(resolve_device(args.device)))  # for runs that do not record them
-        except (FileNotFoundError, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        print(f"weights written to {path}")
-        return 0
+            print(f"weights written to {path}")
+            return 0
+        return run_training(args, command)
+    except KeyNetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: {args.out}/last.pt (if saved) holds the last finished epoch; --resume continues",
+              file=sys.stderr)
+        return 130
+
+
+def run_training(args: Any, command: str) -> int:
+    """The training run of the parsed command line ``args``, in one process or as one of ``torchrun``'s."""
     keep_freed_memory()  # the same large activations every step: no page faults on fresh memory each time
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
-        use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+        use_cuda = devices.resolve_device(args.device).type == "cuda"
         if use_cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group("nccl" if use_cuda else "gloo")
@@ -494,9 +440,6 @@ def main(argv: list[str] | None = None) -> int:
         if trainer.rank == 0:
             print(f"weights written to {path}")
         return 0
-    except (FileExistsError, FileNotFoundError, ValueError, NonFiniteLoss) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     finally:
         if distributed:
             dist.destroy_process_group()

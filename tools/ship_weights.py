@@ -1,9 +1,9 @@
 """Ship trained weights: a run's best model into ``assets/weights``, then the detector benchmark's figures into the
 model cards and ``assets/weights/README.md``.
 
-    python -m bench.ship_weights --runs RUN [RUN ...] [--note TEXT]   # 1. each run's best checkpoint, shipped
+    python -m tools.ship_weights --runs RUN [RUN ...] [--note TEXT]   # 1. each run's best checkpoint, shipped
     python -m bench.detectors --update-readme                           # 2. benchmarked beside the authors' weights
-    python -m bench.ship_weights --results                              # 3. the figures into the cards and README
+    python -m tools.ship_weights --results                              # 3. the figures into the cards and README
 
 Step 3 refuses results that were not computed with the shipped files (``weights_digest`` of each file against the
 digests ``bench.detectors`` records). The figures are repeatability (SL and L, %) per kind of change, ours beside
@@ -19,11 +19,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from bench.adapters import AUTHORS, OURS
+from bench.report import RESULTS, saved_results
 from keynet.files import atomic_path, atomic_write_text
 from keynet.weights import load_checkpoint, load_model, read_model_card, save_weights, weights_digest
-from trainer.train import export_run
-
-from .detectors import AUTHORS, OURS, RESULTS, saved_results
+from trainer.checkpoints import export_run
 
 REPO = Path(__file__).resolve().parent.parent
 WEIGHTS = REPO / "assets" / "weights"
@@ -114,7 +114,7 @@ def readme() -> str:
     lines = ["# Shipped weights", "", "Trained by this project's `trainer/` on `../shared/data/train_images` (ImageNet "
              "photographs, as in the paper) and `../shared/data/train_photos`, never on an evaluation folder. Each "
              "file holds the same model card (`keynet.weights.read_model_card`). Written by `python -m "
-             "bench.ship_weights`.", ""]
+             "tools.ship_weights`.", ""]
     for arch, label in OURS:
         path = WEIGHTS / f"{arch}.pt"
         if not path.is_file():

@@ -1,0 +1,1 @@
+"""Release tooling of the project (not benchmarks): ``python -m tools.ship_weights`` ships trained weights."""
