@@ -101,6 +101,22 @@ def structure_tensors(image: np.ndarray, points: np.ndarray, window: int) -> np.
     return np.stack([np.stack([xx, xy], 1), np.stack([xy, yy], 1)], 1)
 
 
+def window_weights(image: np.ndarray, points: np.ndarray, window: int, step: int = DEFAULTS.align_weight_step) -> \
+        np.ndarray:
+    """(N, 2, 2) ``structure_tensors`` of the ``window`` boxes around ``points`` (N, 2), measured on ``image``
+    reduced ``step`` times (area average; boxes of ``window // step`` px, odd): the same directions and relative
+    strengths for a ``step``² share of the work. ``step`` 1: ``structure_tensors`` itself."""
+    if step <= 1 or len(points) == 0:
+        return structure_tensors(image, points, window)
+    h, w = image.shape
+    x0, y0 = (max(0, int(v) - window) for v in np.floor(points.min(0)))
+    x1, y1 = (int(min(side, v + window + 1)) for side, v in zip((w, h), np.ceil(points.max(0))))
+    crop = image[y0:y1, x0:x1]
+    size = (max(1, crop.shape[1] // step), max(1, crop.shape[0] // step))
+    small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+    return structure_tensors(small, (points - [x0, y0]) / step, max(3, window // step | 1))
+
+
 def _normaliser(points: np.ndarray) -> np.ndarray:
     """3x3 similarity moving ``points`` to zero mean and an RMS distance of sqrt(2) from it."""
     centre = points.mean(0)
@@ -160,7 +176,10 @@ def fit_homography_weighted(src: np.ndarray, dst: np.ndarray, weights: np.ndarra
         jwx, jwy = (a[:, None] * jx + b[:, None] * jy) / k, (c[:, None] * jy) / k
         jac = np.concatenate([jwx[inliers], jwy[inliers]])
         res = np.concatenate([wx[inliers], wy[inliers]])
-        step = np.linalg.lstsq(jac, -res, rcond=None)[0]
+        try:  # the normal equations: 8 x 8, in normalised coordinates well conditioned
+            step = np.linalg.solve(jac.T @ jac, -(jac.T @ res))
+        except np.linalg.LinAlgError:
+            step = np.linalg.lstsq(jac, -res, rcond=None)[0]
         params = params + step
         if np.abs(step).max() < 1e-7:
             break
@@ -191,8 +210,10 @@ def align(target: np.ndarray, frame: np.ndarray, h: np.ndarray, points: np.ndarr
     """Refine ``h`` (target -> frame) photometrically, ``config.align_passes`` times: the target warped by ``h``,
     in the frame's local lighting, is laid over the frame and aligned to it around ``points`` by pyramidal
     Lucas-Kanade (``align_window`` px windows, ``align_levels`` levels, ``align_iterations`` / ``align_epsilon``);
-    the homography is refitted to the aligned positions by ``fit_homography_weighted`` (structure-tensor weights,
-    outliers out). The next pass starts from the refit, so points beyond ``align_max_shift`` px at first come back.
+    the homography is refitted to the aligned positions by ``fit_homography_weighted`` (structure-tensor weights
+    by ``window_weights`` at ``align_weight_step``, outliers out). The next pass starts from the refit, so points
+    beyond ``align_max_shift`` px at first come back; when a pass moved no corner by ``align_converged_px`` or more,
+    it converged (the next would move them by hundredths of a pixel) and no other pass is made.
 
     Keypoint positions carry the detector's localisation noise; the aligned positions do not, so the corners
     settle to a fraction of a pixel. With fewer than ``MIN_MATCHES`` usable points, ``h`` is returned unchanged.
@@ -206,7 +227,8 @@ def align(target: np.ndarray, frame: np.ndarray, h: np.ndarray, points: np.ndarr
     kept = Alignment(h)
     if len(points) < MIN_MATCHES:
         return kept
-    quad = project(h, corners_of(target.shape[1], target.shape[0]))
+    corners = corners_of(target.shape[1], target.shape[0])
+    quad = project(h, corners)
     x0, y0 = np.floor(np.maximum(quad.min(0), 0)).astype(int)
     x1, y1 = np.ceil(np.minimum(quad.max(0) + 1, [frame.shape[1], frame.shape[0]])).astype(int)
     if x1 - x0 < 2 or y1 - y0 < 2:
@@ -231,7 +253,7 @@ def align(target: np.ndarray, frame: np.ndarray, h: np.ndarray, points: np.ndarr
         np.copyto(warped[y0:y1, x0:x1], relight(box, gain, offset), where=inside)
         predicted = project(h, points).astype(np.float32).reshape(-1, 1, 2)
         if weights is None:
-            weights = structure_tensors(warped, predicted.reshape(-1, 2), c.align_window)
+            weights = window_weights(warped, predicted.reshape(-1, 2), c.align_window, c.align_weight_step)
         aligned, status, _ = cv2.calcOpticalFlowPyrLK(
             warped, frame, predicted, predicted.copy(), winSize=window, maxLevel=c.align_levels,
             flags=cv2.OPTFLOW_USE_INITIAL_FLOW, criteria=criteria)
@@ -247,7 +269,10 @@ def align(target: np.ndarray, frame: np.ndarray, h: np.ndarray, points: np.ndarr
                                                    c.align_cutoff)
         if not inliers.any():
             return result
+        moved = float(np.abs(project(refined, corners) - project(h, corners)).max())
         h = refined
         residual = np.linalg.norm(project(h, src[inliers]) - dst[inliers], axis=1)
         result = Alignment(h, float(np.sqrt(np.mean(residual**2))), int(inliers.sum()))
+        if moved < c.align_converged_px:
+            break
     return result

@@ -23,7 +23,13 @@ from .smoothing import SmoothingConfig
 @dataclass(frozen=True)
 class DetectorConfig:
     """The real-time detector (``KeyNetDetector`` options): fast mode, one scale, sub-pixel maxima, 500 keypoints
-    with a 9 px NMS window (dense enough for the photometric alignment)."""
+    with a 9 px NMS window (dense enough for the photometric alignment).
+
+    ``regions``: while every target is tracked, detect only around where each is predicted (its last corners'
+    box grown by ``region_margin`` of its size and the guided matching's radius), with a full-frame pass every
+    ``full_frame_every`` frames (re-detection, new tracks elsewhere); a region box over ``max_region_share`` of
+    the frame is detected as the full frame.
+    """
 
     mode: str = "fast"
     multi_scale: bool = False
@@ -31,10 +37,17 @@ class DetectorConfig:
     nms_size: int = 9
     num_keypoints: int = 500
     device: str = "auto"
+    regions: bool = True
+    region_margin: float = 0.15
+    full_frame_every: int = 10
+    max_region_share: float = 0.6
 
     def detector_options(self) -> dict[str, Any]:
-        """The ``KeyNetDetector`` keyword arguments."""
-        return asdict(self)
+        """The ``KeyNetDetector`` keyword arguments (the region settings are the tracker's)."""
+        options = asdict(self)
+        for key in ("regions", "region_margin", "full_frame_every", "max_region_share"):
+            del options[key]
+        return options
 
 
 @dataclass(frozen=True)
@@ -97,7 +110,9 @@ class AlignmentConfig:
     ``align_passes``; ``align_max_shift``: largest shift a point may move in a pass (px); ``align_iterations``
     and ``align_epsilon``: Lucas-Kanade's stopping criteria; ``align_levels``: its pyramid levels above the
     image; ``align_cell``: the cell (px) of the local lighting match; ``align_cutoff``: the robust refit's outlier
-    cut-off (robust standard deviations); ``align_fit_iterations``: its Gauss-Newton iterations.
+    cut-off (robust standard deviations); ``align_fit_iterations``: its Gauss-Newton iterations;
+    ``align_weight_step``: the points' structure tensors (the refit's weights) are measured on the image reduced
+    this many times; ``align_converged_px``: a pass that moved no corner this far (px) is the last.
     """
 
     align: bool = True
@@ -112,6 +127,8 @@ class AlignmentConfig:
     align_cell: int = 16
     align_cutoff: float = 2.5
     align_fit_iterations: int = 6
+    align_weight_step: int = 2
+    align_converged_px: float = 1.0
 
 
 PARTS: dict[str, type] = {"detector": DetectorConfig, "matching": MatchingConfig, "targets": TargetConfig,

@@ -80,8 +80,14 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
 
 
 def _new_file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
+    """``0666 & ~umask``: the umask read from /proc (setting it to read it back would change it process-wide for
+    a moment), else by setting it and back."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            umask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        umask = os.umask(0)
+        os.umask(umask)
     return 0o666 & ~umask
 
 

@@ -1,7 +1,7 @@
 """Progress of long library work (rendering the demo, building targets), reported through a callback.
 
 The library calls ``progress(done, total)`` as it goes (``total`` fixed for one task, ``done`` growing to it); the
-command line shows it with tqdm and the app with its progress bar. ``None`` reports nothing.
+command line and the app each show it as a progress bar. ``None`` reports nothing.
 """
 
 from __future__ import annotations

@@ -169,3 +169,15 @@ def alignment_points(target: Target, h: np.ndarray, frame_shape: tuple[int, ...]
 
 
 __all__ = ["Target", "TargetQuality", "make_target", "assess", "alignment_points"]
+
+
+def predicted_box(target: Target, h: np.ndarray, frame_size: tuple[int, int], margin: float,
+                  pad: float) -> tuple[int, int, int, int]:
+    """The (x0, y0, x1, y1) box of ``frame_size`` = (w, h) where ``target`` is expected: its corners under ``h``,
+    grown by ``margin`` of the box's size and ``pad`` pixels, clipped to the frame."""
+    corners = project(h, target.corners)
+    lo, hi = corners.min(0), corners.max(0)
+    grow = margin * (hi - lo) + pad
+    x0, y0 = np.clip(lo - grow, 0, frame_size)
+    x1, y1 = np.clip(hi + grow, 0, frame_size)
+    return int(x0), int(y0), int(np.ceil(x1)), int(np.ceil(y1))

@@ -15,7 +15,7 @@ setting in ``keynet.config.TrackerConfig``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -27,11 +27,12 @@ from .config import DetectorConfig, TrackerConfig
 from .describe import Describer, Descriptors
 from .detect import KeyNetDetector, Keypoints
 from .errors import InputError
-from .geometry import Camera, Pose, estimate_homography, implausible, pose_from_homography, project
+from .geometry import Camera, estimate_homography, implausible, pose_from_homography, project
 from .match import TrackBook, distance_matrix, guided_matches, mutual_nn_ratio
 from .progress import Progress
+from .results import FrameResult, TargetResult
 from .smoothing import CornerSmoother, make_smoother
-from .targets import Target, TargetQuality, alignment_points, make_target
+from .targets import Target, TargetQuality, alignment_points, make_target, predicted_box
 from .targets import assess as assess_target
 from .timing import StageTimer
 
@@ -50,89 +51,6 @@ def corner_sigma(residual_px: float, points: int) -> float:
     RMS ``residual_px``: the residual's standard error for ``HOMOGRAPHY_PARAMETERS`` parameters fitted to 2 x
     ``points`` coordinates, doubled in variance at the corners, which lie at the edge of the points' spread."""
     return float(residual_px * math.sqrt(HOMOGRAPHY_PARAMETERS / max(points, 1)))
-
-
-@dataclass
-class TargetResult:
-    """One target in one frame.
-
-    Attributes:
-        name, state: ``searching``, ``tracking`` or ``lost``. size: the target's (w, h) in its pixels.
-        target_points: (M, 2) the target's keypoints (target xy; ``matches`` index them).
-        homography: 3x3 target -> frame as shown (smoothed; None unless tracking); raw_homography: the estimate
-        (None while coasting on a short miss). corners, raw_corners: (4, 2) the target's corners in the frame by
-        each. pose: from ``homography`` with ``FrameResult.camera``, or None.
-        matches: (K, 2) frame keypoint index, target point index; inliers: (K,) bool; rejected: why an estimate
-        was refused ("" if none). uncertainty_px: the estimate's corner standard deviation (px; None unless
-        estimated this frame), what the smoother weighs by.
-    """
-
-    name: str
-    state: str
-    size: tuple[int, int]
-    target_points: np.ndarray
-    homography: np.ndarray | None = None
-    raw_homography: np.ndarray | None = None
-    corners: np.ndarray | None = None
-    raw_corners: np.ndarray | None = None
-    pose: Pose | None = None
-    matches: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
-    inliers: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
-    rejected: str = ""
-    uncertainty_px: float | None = None
-
-    @property
-    def num_inliers(self) -> int:
-        return int(self.inliers.sum())
-
-    def to_dict(self) -> dict[str, Any]:
-        """The target's part of ``FrameResult.to_dict`` (plain values; None where not tracking)."""
-
-        def listed(a: np.ndarray | None) -> list | None:
-            return None if a is None else np.asarray(a, np.float64).tolist()
-
-        return {"name": self.name, "state": self.state, "size": [int(v) for v in self.size],
-                "matches": len(self.matches), "inliers": self.num_inliers, "rejected": self.rejected,
-                "homography": listed(self.homography), "corners": listed(self.corners),
-                "raw_homography": listed(self.raw_homography), "raw_corners": listed(self.raw_corners),
-                "pose": None if self.pose is None else self.pose.to_dict(),
-                "uncertainty_px": None if self.uncertainty_px is None else float(self.uncertainty_px)}
-
-
-@dataclass
-class FrameResult:
-    """Everything the tracker computed on one frame: what drawing and export need, nothing else required.
-
-    Attributes:
-        index, timestamp: of the frame. keypoints: (N, 4) x, y, scale, score.
-        track_ids, track_lengths: (N,) per keypoint (-1 / 0 for points without a descriptor);
-        track_prev: (N, 2) the point's position in the previous frame (NaN: new track).
-        match_distances: (N,) descriptor distance of the keypoint's match to a target (inf: unmatched).
-        targets: one ``TargetResult`` per target. timings_ms: per stage. events: e.g. "found poster", "lost poster".
-        camera: the intrinsics the poses were computed with (the renderer projects with the same).
-        response: (H, W) float32 Key.Net response of the frame when the tracker's ``keep_response`` is on, else None.
-    """
-
-    index: int
-    timestamp: float
-    keypoints: np.ndarray
-    track_ids: np.ndarray
-    track_lengths: np.ndarray
-    track_prev: np.ndarray
-    match_distances: np.ndarray
-    targets: list[TargetResult]
-    timings_ms: dict[str, float]
-    events: list[str]
-    camera: Camera
-    response: np.ndarray | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The one JSON schema of a frame (command line, app export, benchmarks): ``frame``, ``time``,
-        ``keypoints`` (count), ``camera`` (``Camera.to_dict``), ``timings_ms``, ``events`` and ``targets``
-        (``TargetResult.to_dict`` each)."""
-        return {"frame": int(self.index), "time": float(self.timestamp), "keypoints": len(self.keypoints),
-                "camera": self.camera.to_dict(), "timings_ms": {k: float(v) for k, v in self.timings_ms.items()},
-                "events": list(self.events), "targets": [t.to_dict() for t in self.targets]}
 
 
 @dataclass
@@ -192,6 +110,7 @@ class PlanarTracker:
         self.camera = camera
         self.tracks: list[_TargetTrack] = []
         self.book = TrackBook(self.config.matching)
+        self.region_frames = 0  # frames detected in regions only since the last full-frame pass
 
     # -- settings
     def configure(self, detector: KeyNetDetector | None = None, describer: Describer | None = None,
@@ -259,6 +178,7 @@ class PlanarTracker:
     def reset(self) -> None:
         """Forget motion and tracks (a new source); targets are kept and searched again."""
         self.book.reset()
+        self.region_frames = 0
         for track in self.tracks:
             track.state, track.misses, track.last_h = SEARCHING, 0, None
             track.smoother.reset()
@@ -269,13 +189,16 @@ class PlanarTracker:
         frame is at ``index / config.default_fps``."""
         timer = StageTimer()
         stamp = float(index) / self.config.default_fps if timestamp is None else float(timestamp)
+        regions = self.detection_regions(frame.shape)
         with timer("detect"):
-            if self.config.keep_response:
+            heatmap = None
+            if regions:
+                kps: Keypoints = self.detector.detect_in_regions(frame, regions)
+            elif self.config.keep_response:
                 found, response = self.detector.detect_with_response(frame)
-                heatmap = response[0, 0].cpu().numpy()
+                kps, heatmap = found[0], response[0, 0].cpu().numpy()
             else:
-                found, heatmap = self.detector.detect(frame), None
-            kps: Keypoints = found[0]
+                kps = self.detector.detect(frame)[0]
             arr = kps.numpy()
         with timer("describe"):
             desc = self.describer(frame, kps)
@@ -304,7 +227,28 @@ class PlanarTracker:
             elif before == TRACKING and result.state == LOST:
                 events.append(f"lost {track.target.name}")
         return FrameResult(index, stamp, arr, track_ids, track_lengths, track_prev, match_distances, results,
-                           timer.ms, events, camera, heatmap)
+                           timer.ms, events, camera, heatmap, regions)
+
+    def detection_regions(self, frame_shape: tuple[int, ...]) -> list[tuple[int, int, int, int]]:
+        """The (x0, y0, x1, y1) boxes to detect in this frame, or [] for the full frame: boxes only while every
+        target is tracked, the detector can (``detect_in_regions``), no response map is kept, and the last
+        full-frame pass is fewer than ``full_frame_every`` frames ago (``DetectorConfig``)."""
+        c = self.config.detector
+        able = (c.regions and not self.config.keep_response and hasattr(self.detector, "detect_in_regions")
+                and not getattr(self.detector, "conf", {}).get("multi_scale", False))
+        tracked = bool(self.tracks) and all(t.state == TRACKING and t.last_h is not None for t in self.tracks)
+        if not (able and tracked and self.region_frames < c.full_frame_every - 1):
+            self.region_frames = 0
+            return []
+        h, w = frame_shape[:2]
+        boxes = [predicted_box(t.target, t.last_h, (w, h), c.region_margin, self.config.matching.guide_radius)
+                 for t in self.tracks]
+        area = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in boxes)
+        if area > c.max_region_share * w * h or any(x1 <= x0 or y1 <= y0 for x0, y0, x1, y1 in boxes):
+            self.region_frames = 0
+            return []
+        self.region_frames += 1
+        return boxes
 
     def _track_target(self, track: _TargetTrack, frame: _Frame) -> tuple[TargetResult, np.ndarray]:
         """This frame's result for ``track`` (its state updated), and the descriptor distances of its matches

@@ -13,6 +13,7 @@ from keynet.align import (
     local_brightness_transfer,
     relight,
     structure_tensors,
+    window_weights,
 )
 from keynet.config import AlignmentConfig
 from keynet.geometry import corners_of, project
@@ -181,3 +182,42 @@ def test_align_reports_the_refit_residual_or_none_when_it_keeps_the_start():
     h = np.array([[1.0, 0, 10], [0, 1.0, 5], [0, 0, 1]])
     kept = align(flat, cv2.warpPerspective(flat, h, (200, 200)), h, rng.uniform(10, 90, (30, 2)))
     assert kept.residual_px is None and kept.homography is h
+
+
+def test_window_weights_at_a_reduced_size_keep_the_directions():
+    rng = np.random.default_rng(6)
+    image = np.zeros((240, 320), np.uint8)
+    for _ in range(12):  # lines of every direction: windows with one dominant gradient direction, and corners
+        a, b = rng.uniform(0, [320, 240], (2, 2)).astype(int)
+        cv2.line(image, tuple(int(v) for v in a), tuple(int(v) for v in b), int(rng.integers(80, 255)), 3)
+    image = cv2.GaussianBlur(image, (0, 0), 1.5)
+    points = rng.uniform([30, 30], [290, 210], (200, 2))
+    full = structure_tensors(image, points, 31)
+    assert np.array_equal(window_weights(image, points, 31, step=1), full)
+    half = window_weights(image, points, 31, step=2)
+
+    def orientation(t: np.ndarray) -> np.ndarray:  # the dominant gradient direction (mod pi) and its strength share
+        return np.stack([0.5 * np.arctan2(2 * t[:, 0, 1], t[:, 0, 0] - t[:, 1, 1]),
+                         np.hypot(t[:, 0, 0] - t[:, 1, 1], 2 * t[:, 0, 1]) / np.maximum(np.trace(t, axis1=1, axis2=2), 1e-9)], 1)
+
+    a, b = orientation(full), orientation(half)
+    turn = np.abs((a[:, 0] - b[:, 0] + np.pi / 2) % np.pi - np.pi / 2)
+    oriented = a[:, 1] > 0.3
+    assert oriented.sum() > 20 and np.median(turn[oriented]) < np.radians(10)
+    assert np.median(np.abs(a[oriented, 1] - b[oriented, 1])) < 0.1  # (a few windows empty at the reduced size)
+    ramp = np.tile(np.arange(0, 200, 2, dtype=np.uint8), (60, 1))
+    edge_only = window_weights(ramp, np.array([[50.0, 30.0]]), 9, step=2)[0]
+    assert edge_only[0, 0] > 0 and abs(edge_only[0, 1]) < 1e-6 and abs(edge_only[1, 1]) < 1e-6
+
+
+def test_a_converged_first_pass_is_the_last():
+    rng = np.random.default_rng(1)
+    target = textured(rng)
+    frame = cv2.warpPerspective(target, H_TRUE, (640, 480), flags=cv2.INTER_CUBIC)
+    h_start = perturbed(rng, H_TRUE, 0.3)  # the first pass moves no corner by 1 px
+    points = rng.uniform([20, 20], [300, 220], (150, 2))
+    one = align_homography(target, frame, h_start, points, AlignmentConfig(align_passes=1))
+    converged = align_homography(target, frame, h_start, points, AlignmentConfig(align_converged_px=1.0))
+    two = align_homography(target, frame, h_start, points, AlignmentConfig(align_converged_px=0.0))
+    assert np.array_equal(converged, one) and not np.array_equal(two, one)
+    assert corner_error(one) < 0.1 and corner_error(two) < 0.1
