@@ -25,8 +25,9 @@ from keynet.errors import DeviceError, InputError, KeyNetError
 from keynet.image import read_image
 from keynet.progress import Progress
 from keynet.render import Renderer, RenderOptions
+from keynet.results import FrameResult
 from keynet.sources import looping_video
-from keynet.tracker import TRACKING, FrameResult, PlanarTracker, tracking_detector
+from keynet.tracker import TRACKING, PlanarTracker, tracking_detector
 from keynet.weights import default_weights, load_model
 
 from .frames import Frame

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from .calibrate import add_calibrate_command
 from .detect import add_detect_command
 from .track import add_track_command
 
@@ -19,4 +20,5 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_detect_command(commands)
     add_track_command(commands)
+    add_calibrate_command(commands)
     return parser

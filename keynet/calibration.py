@@ -154,10 +154,11 @@ def save_chessboard(spec: ChessboardSpec, path: str | Path, dpi: float = 300.0) 
             _board_pdf(spec, tmp, margin_mm=spec.square_mm)
         else:
             square_px = round(spec.square_mm / _MM_PER_INCH * dpi)
-            image = chessboard_image(spec, square_px)
-            from matplotlib.image import imsave
+            if square_px < 4:
+                raise InputError(f"a board at {dpi:g} dpi has squares of {square_px} pixels; it needs 4 or more")
+            from PIL import Image
 
-            imsave(tmp, np.dstack([image] * 3), format="png", dpi=dpi)
+            Image.fromarray(chessboard_image(spec, square_px)).save(tmp, format="PNG", dpi=(dpi, dpi))
     return path
 
 

@@ -216,7 +216,7 @@ def test_recording_plays_as_long_as_it_lasted_and_exports_the_frame_schema(qtbot
 
     frames = json.loads((tmp_path / "poses.json").read_text())["frames"]
     assert len(frames) >= recorder.shown
-    assert set(frames[-1]) == {"frame", "time", "keypoints", "camera", "timings_ms", "events", "targets"}
+    assert set(frames[-1]) == {"frame", "time", "keypoints", "regions", "camera", "timings_ms", "events", "targets"}
     assert set(frames[-1]["targets"][0]) >= {"name", "state", "homography", "raw_homography", "corners", "pose"}
 
 
