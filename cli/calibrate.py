@@ -15,16 +15,8 @@ import sys
 
 from tqdm import tqdm
 
-from keynet.calibration import (
-    BOARD_SUFFIXES,
-    CALIBRATION_SUFFIXES,
-    MIN_VIEWS,
-    Calibrator,
-    ChessboardSpec,
-    check_calibration_path,
-    save_calibration,
-    save_chessboard,
-)
+from keynet.calibration import CALIBRATION_SUFFIXES, MIN_VIEWS, Calibrator, check_calibration_path, save_calibration
+from keynet.chessboard import BOARD_SUFFIXES, ChessboardSpec, save_chessboard
 from keynet.errors import InputError, SourceError
 from keynet.files import check_output_path
 from keynet.sources import FrameSource, open_source

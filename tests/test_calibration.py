@@ -13,16 +13,8 @@ import numpy as np
 import pytest
 
 from cli.calibrate import add_calibrate_command
-from keynet.calibration import (
-    MIN_VIEWS,
-    Calibrator,
-    ChessboardSpec,
-    calibrate,
-    chessboard_image,
-    find_corners,
-    save_calibration,
-    save_chessboard,
-)
+from keynet.calibration import MIN_VIEWS, Calibrator, calibrate, find_corners, save_calibration
+from keynet.chessboard import ChessboardSpec, chessboard_image, save_chessboard
 from keynet.errors import InputError, OutputError
 from keynet.geometry import Camera
 
