@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import torch
 
-from keynet.inference import cpu_class, cpu_features, isa_limits
+from keynet.cpu import cpu_class, cpu_features, isa_limits
 
 __all__ = ["cpu_class", "cpu_features", "cpu_model", "describe_machine", "isa_limits", "machine_line"]
 
