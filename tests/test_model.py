@@ -9,8 +9,9 @@ import torch
 from kornia.feature import KeyNet as KorniaKeyNet
 from kornia.filters import spatial_gradient
 
+from keynet.handcrafted import fused_handcrafted_maps, separable_derivative_kernels
 from keynet.image import to_grey_tensor
-from keynet.inference import fused_handcrafted_maps, response_function, separable_derivative_kernels
+from keynet.inference import response_function
 from keynet.model import HandcraftedBlock, KeyNet, TinyKeyNet, count_learnable_parameters
 from keynet.weights import load_checkpoint
 
