@@ -2,6 +2,7 @@
 
     python main.py detect IMAGE --out OUT.png [--weights FILE] [--num N] [--json]
     python main.py track --source VIDEO|IMAGE_DIR|camera:N|demo --target IMAGE | --roi x,y,w,h [--out OUT.mp4]
+    python main.py --compare      # the app's comparison window: two pipelines side by side on the demo
 
 Only opening the app imports ``app`` (and Qt); the commands import neither.
 """
@@ -18,9 +19,15 @@ from cli import build_parser  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command ``argv`` names (default: the process's arguments), or open the app without one."""
-    args = build_parser().parse_args(argv)
+    """Run the command ``argv`` names (default: the process's arguments), or open the app without one (or its
+    comparison window with ``--compare``)."""
+    argv = sys.argv[1:] if argv is None else argv
     keep_freed_memory()
+    if argv[:1] == ["--compare"]:
+        from app import run_app
+
+        return run_app(argv)
+    args = build_parser().parse_args(argv)
     if args.command is None:
         from app import run_app
 

@@ -22,8 +22,14 @@ def app_threads() -> int:
 
 
 def run_app(argv: list[str] | None = None) -> int:
-    """Open the main window (the first camera, else the bundled demo) and run the event loop; ``main.py`` has set
-    the process-wide settings of ``keynet.runtime`` before torch loaded."""
+    """Open the main window (the first camera, else the bundled demo), or with ``--compare`` in ``argv`` (the app's
+    options, without the program's name) the comparison window on the demo, and run the event loop; ``main.py``
+    has set the process-wide settings of ``keynet.runtime`` before torch loaded."""
+    options = list(argv or [])
+    unknown = [o for o in options if o != "--compare"]
+    if unknown:
+        print(f"error: unknown app option(s) {unknown}; known: --compare", file=sys.stderr)
+        return 2
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
                                                   or os.environ.get("QT_QPA_PLATFORM")):
         print("error: no display to open the app on (DISPLAY is not set); run it in a desktop session, "
@@ -31,11 +37,16 @@ def run_app(argv: list[str] | None = None) -> int:
         return 2
     from PyQt6.QtWidgets import QApplication
 
-    from .main_window import MainWindow
-
     app_threads()
-    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
+    app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("keynet-live")
-    window = MainWindow()
+    if "--compare" in options:
+        from .comparison_window import ComparisonWindow
+
+        window = ComparisonWindow()
+    else:
+        from .main_window import MainWindow
+
+        window = MainWindow()
     window.show()
     return app.exec()

@@ -1,16 +1,20 @@
-"""The settings side panel: model, device, keypoints, NMS, descriptor, ratio and RANSAC thresholds.
+"""The settings side panel: model, device, keypoints, NMS, descriptor, ratio and RANSAC thresholds, and how the
+keypoints are coloured.
 
 Every change is applied live (``changed`` is emitted with the new ``AppSettings``) and remembered between runs in
 ``QSettings`` (organisation ``keynet-live``, application ``app``). The values shown first are ``AppSettings``'
-defaults, which are ``keynet.config.TrackerConfig``'s.
+defaults, which are ``keynet.config.TrackerConfig``'s. The keypoint colouring is a view option
+(``keynet.render.RenderOptions.keypoints``), emitted by ``keypoints_changed``.
 """
 
 from __future__ import annotations
 
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import cast
 
-from PyQt6.QtCore import QSettings, pyqtSignal
+from PyQt6.QtCore import QSettings, Qt, pyqtSignal
+from PyQt6.QtGui import QStandardItemModel
 from PyQt6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -23,7 +27,15 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from keynet.render import KEYPOINT_COLOURS, ONE_SCALE_NOTE
+
+from .pipeline import default_view
 from .settings import DEVICES, MODELS, AppSettings
+
+KEYPOINT_LABELS = {"off": "Off", "score": "By score", "scale": "By scale", "rank": "By rank"}
+KEYPOINTS_TIP = "How the drawn keypoints are coloured (shortcut K)."
+SINGLE_SCALE_TIP = ("The detector runs at one scale (single-scale mode): every keypoint has the same scale, so "
+                    "colouring by scale would show one colour.")
 
 
 def load_settings(store: QSettings) -> AppSettings:
@@ -49,9 +61,16 @@ class SettingsPanel(QWidget):
     Args:
         settings: the values to show first.
         descriptors: descriptor names to offer, the first being the default.
+
+    Signals:
+        changed(AppSettings): the tracker settings were edited.
+        keypoints_changed(str): the user chose a keypoint colouring (``RenderOptions.keypoints``; shown first:
+            the app's default view's). "By scale" is disabled, and says why, while the settings' detector is
+            single-scale.
     """
 
     changed = pyqtSignal(object)
+    keypoints_changed = pyqtSignal(str)
 
     def __init__(self, settings: AppSettings, descriptors: list[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -80,6 +99,9 @@ class SettingsPanel(QWidget):
             self.descriptor.addItem(name, name)
         self.ratio = QDoubleSpinBox(minimum=0.5, maximum=1.0, singleStep=0.01, decimals=2)
         self.ransac_threshold = QDoubleSpinBox(minimum=0.5, maximum=20.0, singleStep=0.5, decimals=1, suffix=" px")
+        self.keypoint_colours = QComboBox()
+        for key in ("off", *KEYPOINT_COLOURS):
+            self.keypoint_colours.addItem(KEYPOINT_LABELS[key], key)
 
         form.addRow("Model", self.model)
         form.addRow("Weights file", weights_row)
@@ -89,7 +111,11 @@ class SettingsPanel(QWidget):
         form.addRow("Descriptor", self.descriptor)
         form.addRow("Ratio test", self.ratio)
         form.addRow("RANSAC threshold", self.ransac_threshold)
+        form.addRow("Keypoint colours", self.keypoint_colours)
         self.set_settings(settings)
+        self.set_keypoints(default_view().keypoints)
+        self.keypoint_colours.currentIndexChanged.connect(
+            lambda: self.keypoints_changed.emit(self.keypoint_colours.currentData()))
 
         for combo in (self.model, self.device, self.descriptor):
             combo.currentIndexChanged.connect(self._emit)
@@ -119,6 +145,23 @@ class SettingsPanel(QWidget):
         for w in widgets:
             w.blockSignals(False)
         self._settings = self._read()
+        self._show_scale_mode()
+
+    def set_keypoints(self, mode: str) -> None:
+        """Show the keypoint colouring ``mode`` (``"off"`` or a ``KEYPOINT_COLOURS`` name) without emitting."""
+        self.keypoint_colours.blockSignals(True)
+        self.keypoint_colours.setCurrentIndex(max(self.keypoint_colours.findData(mode), 0))
+        self.keypoint_colours.blockSignals(False)
+
+    def _show_scale_mode(self) -> None:
+        """Offer "By scale" only when the detector is multi-scale; in single-scale mode it says why it is not."""
+        multi_scale = self._settings.tracker_config().detector.multi_scale
+        model = cast(QStandardItemModel, self.keypoint_colours.model())  # a QComboBox's own model
+        item = model.item(self.keypoint_colours.findData("scale"))
+        item.setEnabled(multi_scale)
+        item.setText(KEYPOINT_LABELS["scale"] if multi_scale else f"{KEYPOINT_LABELS['scale']} ({ONE_SCALE_NOTE})")
+        item.setData("" if multi_scale else SINGLE_SCALE_TIP, Qt.ItemDataRole.ToolTipRole)
+        self.keypoint_colours.setToolTip(KEYPOINTS_TIP if multi_scale else f"{KEYPOINTS_TIP}\n{SINGLE_SCALE_TIP}")
 
     def _read(self) -> AppSettings:
         return replace(

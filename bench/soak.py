@@ -45,10 +45,16 @@ def resident_mb(pid: int) -> float | None:
 
 
 def looped_demo(folder: Path, frames: int) -> Path:
-    """A folder of ``frames`` links to the demo's frames, in order, repeated."""
+    """A folder of ``frames`` links to the demo's frames, in order, repeated (hard links where the file system
+    allows, symbolic links across file systems)."""
     seq = sorted(demo_sequence().frames.iterdir())
+    folder.mkdir(parents=True)
     for i in range(frames):
-        os.link(seq[i % len(seq)], folder / f"{i:06d}{seq[i % len(seq)].suffix}")
+        original, link = seq[i % len(seq)], folder / f"{i:06d}{seq[i % len(seq)].suffix}"
+        try:
+            os.link(original, link)
+        except OSError:
+            os.symlink(original, link)
     return folder
 
 

@@ -13,8 +13,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .config import MatchingConfig, TrackerConfig
 from .errors import OptionError, check_options
 from .geometry import Camera, Pose, project
+from .match import coherent_motion
 from .tracker import TRACKING, FrameResult, TargetResult
 
 GREEN, RED, YELLOW, WHITE = (60, 220, 60), (40, 40, 230), (0, 220, 255), (255, 255, 255)
@@ -31,39 +33,99 @@ def colour_map(values: np.ndarray) -> np.ndarray:
     return cv2.applyColorMap((norm * 255).astype(np.uint8)[:, None], cv2.COLORMAP_TURBO)[:, 0]
 
 
-def draw_heatmap(canvas: np.ndarray, response: np.ndarray, alpha: float = 0.85, percentile: float = 99.0) -> None:
-    """Blend a detector ``response`` ((h, w) float, resized to the canvas) over ``canvas`` as a turbo heatmap.
+HEATMAP_DECADES = 3.0  # the heatmap's log scale spans this many decades below the largest response
 
-    Responses are scaled from their median (the flat background: transparent) to their ``percentile`` (so a few
-    strong peaks do not wash out the rest: at and above it, ``alpha`` opaque red); each pixel's opacity grows
-    with the square root of its scaled response, so the frame stays visible where the detector does not fire.
-    """
+
+@dataclass(frozen=True)
+class HeatmapScale:
+    """How ``draw_heatmap`` maps a response to a turbo level in 0..1: a log scale over the top ``decades`` decades
+    of the response above its background, ``level = log(1 + (r - low) / knee) / log(1 + 10**decades)`` with
+    ``knee = (high - low) / 10**decades``: 0 (blue, transparent) at and below ``low`` (the median: the flat
+    background), 1 (red) at ``high`` (the largest response), each decade below it about an equal share of the
+    colours, so the weak responses that make up most of a frame get colours of their own, not only the peaks."""
+
+    low: float
+    high: float
+    decades: float = HEATMAP_DECADES
+
+    @classmethod
+    def of(cls, response: np.ndarray) -> HeatmapScale | None:
+        """The scale of an (H, W) ``response``; None when it is flat (nothing to show)."""
+        low, high = float(np.median(response[::4, ::4])), float(response.max())  # a subsample does for the median
+        return cls(low, high) if high > low else None
+
+    def levels(self, response: np.ndarray) -> np.ndarray:
+        """Response values (any shape) -> float32 levels in 0..1 of the same shape."""
+        values = np.asarray(response, np.float32)
+        knee = (self.high - self.low) / 10**self.decades
+        above = np.maximum(values.reshape(-1, 1) - np.float32(self.low), np.float32(0))
+        level = cv2.log(above * np.float32(1 / knee) + np.float32(1))  # OpenCV's log: faster than np.log1p
+        level *= np.float32(1 / np.log1p(10**self.decades))
+        return np.minimum(level, np.float32(1), out=level).reshape(values.shape)
+
+    def ticks(self) -> list[tuple[float, float]]:
+        """(level, response) of the colour bar's labelled ticks, lowest first: the background and the largest
+        response divided by each power of ten down to ``10**(decades - 1)``."""
+        span = self.high - self.low
+        values = [self.low, *(self.low + span / 10**k for k in range(int(self.decades) - 1, -1, -1))]
+        return [(float(self.levels(np.float32(v))), v) for v in values]
+
+
+def draw_heatmap(canvas: np.ndarray, response: np.ndarray, alpha: float = 0.85) -> HeatmapScale | None:
+    """Blend a detector ``response`` ((h, w) float, resized to the canvas) over ``canvas`` as a turbo heatmap
+    coloured by ``HeatmapScale``; each pixel's opacity is ``alpha`` times its level, so the frame stays visible
+    where the detector does not fire. Returns the scale (for ``draw_colour_bar``), None for a flat response."""
     if response.ndim != 2:
         raise ValueError(f"the response must be an (H, W) map; got shape {response.shape}")
     r = response.astype(np.float32, copy=False)
-    lo, hi = (float(v) for v in np.percentile(r[::4, ::4], [50, percentile]))  # a subsample does for quantiles
-    if hi <= lo:
-        hi = float(r.max())
-    if hi <= lo:
-        return
-    if r.shape != canvas.shape[:2]:
-        r = cv2.resize(r, (canvas.shape[1], canvas.shape[0]), interpolation=cv2.INTER_LINEAR)
-    scale = 255.0 / (hi - lo)
-    level = cv2.convertScaleAbs(cv2.max(r, lo), alpha=scale, beta=-lo * scale)  # 0 at lo, 255 from hi up
-    colours = cv2.applyColorMap(level, cv2.COLORMAP_TURBO)
-    opacity = np.round(255 * alpha * np.sqrt(np.arange(256) / 255)).astype(np.uint8)  # weak responses stay visible
-    weight = cv2.cvtColor(cv2.LUT(level, opacity), cv2.COLOR_GRAY2BGR)
+    scale = HeatmapScale.of(r)
+    if scale is None:
+        return None
+    level = scale.levels(r)
+    if level.shape != canvas.shape[:2]:
+        level = cv2.resize(level, (canvas.shape[1], canvas.shape[0]), interpolation=cv2.INTER_LINEAR)
+    colours = cv2.applyColorMap(cv2.convertScaleAbs(level, alpha=255), cv2.COLORMAP_TURBO)
+    weight = cv2.cvtColor(cv2.convertScaleAbs(level, alpha=255 * alpha), cv2.COLOR_GRAY2BGR)
     canvas[:] = cv2.add(cv2.multiply(canvas, cv2.bitwise_not(weight), scale=1 / 255),
                         cv2.multiply(colours, weight, scale=1 / 255))
+    return scale
 
 
-def draw_status(canvas: np.ndarray, text: str, origin: tuple[int, int] = (6, 6), scale: float = 0.5) -> None:
-    """White ``text`` on a filled dark box whose top-left corner is at ``origin``."""
+def colour_bar_rect(width: int, height: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1), end exclusive, of ``draw_colour_bar``'s strip on a ``width`` x ``height`` frame: 12 px
+    wide at the right edge, under its title, half the frame's height (160 px at most)."""
+    x1, y0 = width - 10, 26
+    return x1 - 12, y0, x1, y0 + max(20, min(160, height // 2))
+
+
+def draw_colour_bar(canvas: np.ndarray, scale: HeatmapScale, font_scale: float = 0.4) -> None:
+    """The heatmap's legend at the right edge (``colour_bar_rect``): the turbo strip from level 0 (bottom) to 1
+    (top) and ``scale.ticks()`` labelled with their response values, on a dark box under the title "response"."""
+    x0, y0, x1, y1 = colour_bar_rect(canvas.shape[1], canvas.shape[0])
+    ticks = [(y1 - 1 - round(level * (y1 - y0 - 1)), f"{value:.3g}") for level, value in scale.ticks()]
+    text_w = max(cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)[0][0] for _, label in ticks)
+    title = "response"
+    title_w = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)[0][0]
+    left = min(x0 - 8 - text_w, x1 - title_w) - 4
+    cv2.rectangle(canvas, (left, 6), (x1 + 4, y1 + 6), (32, 32, 32), cv2.FILLED)
+    cv2.putText(canvas, title, (x1 - title_w, y0 - 6), cv2.FONT_HERSHEY_SIMPLEX, font_scale, WHITE, 1, cv2.LINE_AA)
+    strip = np.linspace(255, 0, y1 - y0).round().astype(np.uint8)[:, None]
+    canvas[y0:y1, x0:x1] = cv2.applyColorMap(strip, cv2.COLORMAP_TURBO)
+    for y, label in ticks:
+        cv2.line(canvas, (x0 - 4, y), (x0 - 1, y), WHITE, 1)
+        cv2.putText(canvas, label, (x0 - 6 - text_w, y + 4), cv2.FONT_HERSHEY_SIMPLEX, font_scale, WHITE, 1,
+                    cv2.LINE_AA)
+
+
+def draw_status(canvas: np.ndarray, text: str, origin: tuple[int, int] = (6, 6), scale: float = 0.5) -> int:
+    """White ``text`` on a filled dark box whose top-left corner is at ``origin``; returns the box's bottom row."""
     (w, h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     x, y = origin
     pad = 4
-    cv2.rectangle(canvas, (x, y), (x + w + 2 * pad, y + h + baseline + 2 * pad), (32, 32, 32), cv2.FILLED)
+    bottom = y + h + baseline + 2 * pad
+    cv2.rectangle(canvas, (x, y), (x + w + 2 * pad, bottom), (32, 32, 32), cv2.FILLED)
     cv2.putText(canvas, text, (x + pad, y + pad + h), cv2.FONT_HERSHEY_SIMPLEX, scale, WHITE, 1, cv2.LINE_AA)
+    return bottom
 
 
 KEYPOINT_COLOURS = ("score", "scale", "rank")
@@ -85,6 +147,31 @@ def draw_keypoints(canvas: np.ndarray, keypoints: np.ndarray, by: str = "score",
     radii = np.maximum(2, np.round(size_multiplier * keypoints[:, 2] / 4)).astype(np.int32).tolist()
     for centre, radius, colour in zip(centres, radii, colours):
         cv2.circle(canvas, centre, radius, colour, 1, cv2.LINE_AA)
+
+
+ONE_SCALE_NOTE = "one scale in single-scale mode"  # what "by scale" shows when every keypoint has one scale
+
+
+def draw_keypoint_legend(canvas: np.ndarray, keypoints: np.ndarray, by: str, origin: tuple[int, int]) -> int:
+    """What ``draw_keypoints(canvas, keypoints, by)``'s colours mean, in a dark box at ``origin``: the turbo strip
+    between its ends' values (the lowest and highest score or scale; the last and the best by rank), or
+    "by scale (one scale in single-scale mode)" when every keypoint has the same scale (one colour). Returns the
+    box's bottom row."""
+    if len(keypoints) == 0:
+        return draw_status(canvas, f"keypoints by {by}: none", origin)
+    if by == "rank":
+        low, high = "last", "best"
+    else:
+        values = keypoints[:, 3] if by == "score" else keypoints[:, 2]
+        if by == "scale" and values.min() == values.max():
+            return draw_status(canvas, f"keypoints by scale ({ONE_SCALE_NOTE})", origin)
+        low, high = f"{values.min():.3g}", f"{values.max():.3g}"
+    bottom = draw_status(canvas, f"keypoints by {by}: {low}", origin)
+    text_w = cv2.getTextSize(f"keypoints by {by}: {low}", cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0]
+    x0, x1 = origin[0] + text_w + 8, origin[0] + text_w + 8 + 48
+    cv2.rectangle(canvas, (x0, origin[1]), (x1, bottom), (32, 32, 32), cv2.FILLED)
+    canvas[origin[1] + 5:bottom - 4, x0:x1] = colour_map(np.arange(x1 - x0))[None]
+    return draw_status(canvas, high, (x1, origin[1]))
 
 
 def draw_outline(canvas: np.ndarray, corners: np.ndarray, colour: tuple[int, int, int] = GREEN,
@@ -161,40 +248,50 @@ def draw_matches(canvas: np.ndarray, result: FrameResult, target: TargetResult, 
 
 
 class TrailBook:
-    """Recent positions of each track id, for drawing trails.
+    """Recent positions of each track id, for drawing trails that read at any frame rate.
 
     Trails span the last ``max_len`` frames given to ``update`` (not frame indices: a slow processing thread that
-    drops frames still shows trails); ids unseen for that long are dropped.
+    drops frames still shows trails); ids unseen for that long are dropped. A trail holds only steps that move
+    with the tracks around them: a step that ``keynet.match.coherent_motion`` (with ``coherence``'s limits,
+    default the tracker's own, ``TrackerConfig().matching``) finds jumpy, or an id seen again after a frame
+    without it, starts the trail afresh at its new position.
     """
 
     PALETTE = [tuple(int(v) for v in c) for c in colour_map(np.arange(17))]  # a track's colour: its id modulo 17
 
-    def __init__(self, max_len: int = 15) -> None:
+    def __init__(self, max_len: int = 15, coherence: MatchingConfig | None = None) -> None:
         self.max_len = max_len
+        self.coherence = coherence or TrackerConfig().matching
         self.frames = 0
         self.trails: dict[int, deque[tuple[int, list[float]]]] = {}  # id -> its last max_len (frame, [x, y])
 
     def update(self, result: FrameResult) -> None:
         self.frames += 1
         seen = result.track_ids >= 0
-        for tid, xy in zip(result.track_ids[seen].tolist(), result.keypoints[seen, :2].tolist()):
+        ids, points = result.track_ids[seen].tolist(), result.keypoints[seen, :2].tolist()
+        going_on = [i for i, tid in enumerate(ids)
+                    if tid in self.trails and self.trails[tid][-1][0] == self.frames - 1]
+        before = np.array([self.trails[ids[i]][-1][1] for i in going_on], np.float32).reshape(-1, 2)
+        after = np.array([points[i] for i in going_on], np.float32).reshape(-1, 2)
+        coherent = dict(zip(going_on, coherent_motion(before, after, self.coherence).tolist()))
+        for i, (tid, xy) in enumerate(zip(ids, points)):
             trail = self.trails.get(tid)
-            if trail is None:
+            if trail is None or not coherent.get(i, False):
                 trail = self.trails[tid] = deque(maxlen=self.max_len)
             trail.append((self.frames, xy))
         if self.frames % self.max_len == 0:  # forget the ids unseen for max_len frames (every max_len frames)
             old = self.frames - self.max_len
             self.trails = {k: v for k, v in self.trails.items() if v[-1][0] > old}
 
-    def draw(self, canvas: np.ndarray, min_length: int = 2) -> None:
-        """The trails of at least ``min_length`` positions within the last ``max_len`` frames, one polyline call
-        per colour (thousands of ids, most of them seen once, cost one call each otherwise: about 100 ms a frame)."""
+    def draw(self, canvas: np.ndarray, min_frames: int = 2) -> None:
+        """The trails with at least ``min_frames`` positions within the last ``max_len`` frames, one polyline call
+        per colour (not one per id: there are thousands, most of them seen once)."""
         old = self.frames - self.max_len
         by_colour: dict[int, list[np.ndarray]] = {}
         for tid, trail in self.trails.items():
-            if len(trail) >= min_length and trail[-1][0] > old:
+            if len(trail) >= min_frames and trail[-1][0] > old:
                 points = [xy for frame, xy in trail if frame > old]
-                if len(points) >= min_length:
+                if len(points) >= min_frames:
                     by_colour.setdefault(tid % len(self.PALETTE), []).append(np.round(points).astype(np.int32))
         for index, lines in by_colour.items():
             cv2.polylines(canvas, lines, False, self.PALETTE[index], 1, cv2.LINE_AA)
@@ -205,31 +302,37 @@ class RenderOptions:
     """What ``Renderer.draw`` shows.
 
     Attributes:
-        overlay: ``"none"``, ``"cube"``, ``"axes"``, ``"image"`` or ``"video"`` (frames from ``overlay_frames``).
-        keypoints: ``"off"`` or a ``draw_keypoints`` colouring (``"score"``, ``"scale"``, ``"rank"``). matches, inliers_only, tracks, outline, status: layers.
-        heatmap: the Key.Net response under every other layer (needs ``FrameResult.response``: the tracker's
-            ``keep_response`` option).
-        alpha: opacity of an image or video overlay; heatmap_alpha: of the strongest responses.
+        overlay: ``"none"``, ``"cube"``, ``"axes"``, ``"image"`` or ``"video"`` (frames from ``overlay_frames``);
+            alpha: the opacity of an image or video overlay.
+        keypoints: ``"off"`` or a ``draw_keypoints`` colouring (``"score"``, ``"scale"``, ``"rank"``), with its
+            legend under the status line. outline, status: layers.
+        heatmap: the Key.Net response under every other layer, with its colour bar (needs
+            ``FrameResult.response``: the tracker's ``keep_response`` option); heatmap_alpha: the opacity of the
+            strongest responses.
+        tracks: the keypoints' trails (``TrailBook``), each drawn from ``trail_min_frames`` coherent positions in
+            a row on.
+        matches, inliers_only: the target matches' lines, all or the inliers only.
     """
 
     overlay: str = "cube"
+    alpha: float = 0.8
     keypoints: str = "off"
-    matches: bool = False
-    inliers_only: bool = False
-    tracks: bool = False
     outline: bool = True
     status: bool = True
     heatmap: bool = False
-    alpha: float = 0.8
     heatmap_alpha: float = 0.85
+    tracks: bool = False
+    trail_min_frames: int = 4
+    matches: bool = False
+    inliers_only: bool = False
 
 
 class Renderer:
     """Draws ``FrameResult``s; keeps the trails and the overlay video's position between frames.
 
     Per-frame state advances once per new frame (a ``result.index`` not drawn just before): drawing the same result
-    again, e.g. paused with other options, gives the same picture. An index lower than the last one (a new source)
-    starts the trails afresh.
+    again, e.g. paused with other options, gives the same picture. Trails are kept while the tracks layer is on;
+    an index lower than the last one (a new source) starts them afresh.
 
     Args:
         overlay_frames: an image (H, W, 3|4) or an iterator of frames for ``overlay="image"``/``"video"``.
@@ -266,24 +369,28 @@ class Renderer:
         return self.overlay_image
 
     def _advance(self, result: FrameResult) -> bool:
-        """Update the trails once per new frame; True when ``result`` is a new frame."""
+        """Update the trails once per new frame while the tracks layer is on (they start afresh when it is
+        off: no steps are judged for trails not drawn); True when ``result`` is a new frame."""
         if result.index == self.index:
             return False
-        if self.index is not None and result.index < self.index:
-            self.trails = TrailBook(self.trails.max_len)
-        self.trails.update(result)
+        if not self.options.tracks or (self.index is not None and result.index < self.index):
+            self.trails = TrailBook(self.trails.max_len, self.trails.coherence)
+        if self.options.tracks:
+            self.trails.update(result)
         self.index = result.index
         return True
 
     def draw(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
         """A BGR copy of ``frame`` with the layers drawn for ``result``: AR content placed by each target's
         ``size`` and shown homography, cubes and axes projected with ``result.camera`` (the intrinsics of the
-        poses), match lines ending at the targets' points."""
+        poses), match lines ending at the targets' points; the status line, the keypoints' legend under it and
+        the heatmap's colour bar on top."""
         o = self.options
         canvas = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         overlay = self._overlay(self._advance(result))
+        scale = None
         if o.heatmap and result.response is not None:
-            draw_heatmap(canvas, result.response, o.heatmap_alpha)
+            scale = draw_heatmap(canvas, result.response, o.heatmap_alpha)
         for t in result.targets:
             if t.state == TRACKING and t.homography is not None:
                 if overlay is not None:
@@ -297,10 +404,15 @@ class Renderer:
             if o.matches:
                 draw_matches(canvas, result, t, o.inliers_only)
         if o.tracks:
-            self.trails.draw(canvas)
+            self.trails.draw(canvas, o.trail_min_frames)
         if o.keypoints != "off":
             draw_keypoints(canvas, result.keypoints, o.keypoints)
+        line = 6
         if o.status:
             text = "  ".join(f"{t.name}: {t.state} ({t.num_inliers} inliers)" for t in result.targets) or "no target"
-            draw_status(canvas, text)
+            line = draw_status(canvas, text) + 4
+        if o.keypoints != "off":
+            draw_keypoint_legend(canvas, result.keypoints, o.keypoints, (6, line))
+        if scale is not None:
+            draw_colour_bar(canvas, scale)
         return canvas
