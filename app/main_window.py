@@ -1,4 +1,5 @@
-"""The main window: the video view, the settings side panel, the latency chart, menus, shortcuts and status bar.
+"""The main window: the video view, the settings side panel, the latency chart, menus, shortcuts and status bar;
+the target-quality preview (``quality_view``), the camera calibration and the comparison window open from it.
 
 The UI thread only shows what the processing thread computed: it wraps each output frame in a QImage (no copy),
 scales it to the view once and repaints; the chart and the status numbers refresh a few times a second. Everything the user does that changes the pipeline (settings, targets, views, overlays) is posted to
@@ -9,17 +10,19 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import cv2
-from PyQt6.QtCore import QPointF, QRect, Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import QEvent, QObject, QPointF, QRect, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PyQt6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QProgressBar,
     QVBoxLayout,
@@ -30,8 +33,20 @@ from keynet.demo import demo_sequence
 from keynet.errors import KeyNetError
 from keynet.files import check_output_path
 
+from .calibration_dialog import CalibrationDialog
 from .charts import LatencyChart
-from .pipeline import FrameOutput, SourceSpec, TrackingPipeline, available_sources, default_view, descriptor_names
+from .comparison_window import ComparisonWindow
+from .pipeline import (
+    FrameOutput,
+    SourceSpec,
+    TargetPreview,
+    TrackingPipeline,
+    available_sources,
+    default_view,
+    descriptor_names,
+    load_camera,
+)
+from .quality_view import QualityView
 from .recording import PoseLog, VideoRecorder, save_snapshot
 from .settings import AppSettings
 from .settings_panel import SettingsPanel, load_settings, save_settings, settings_store
@@ -78,9 +93,11 @@ class MainWindow(QMainWindow):
 
     Signals:
         frame_shown(FrameOutput): a newly processed frame was shown.
+        preview_ready(TargetPreview): a candidate target was rated (emitted in the processing thread).
     """
 
     frame_shown = pyqtSignal(object)
+    preview_ready = pyqtSignal(object)
 
     def __init__(self, source: SourceSpec | None = None, settings: AppSettings | None = None,
                  remember: bool = True, ask: bool = True) -> None:
@@ -94,6 +111,7 @@ class MainWindow(QMainWindow):
         if settings.descriptor not in descriptors:
             settings = replace(settings, descriptor=descriptors[0])
         self.view_options = default_view()
+        self.calibration_file = settings.calibration_file  # the Tools menu's; the side panel has the other settings
         self.overlay_path = ""
         self.output: FrameOutput | None = None
         self.source: SourceSpec | None = None
@@ -105,11 +123,14 @@ class MainWindow(QMainWindow):
         self.fps = 0.0
         self.inspected: tuple[int, int] | None = None  # (frame index, keypoint row) of the inspected keypoint
         self.inspected_track = -1  # its track id (followed from frame to frame while >= 0)
+        self.calibration_dialog: CalibrationDialog | None = None  # made when first opened, kept (with its views)
+        self.comparison: ComparisonWindow | None = None  # while it is open
 
         self.view = VideoView()
         self.setCentralWidget(self.view)
         self.panel = SettingsPanel(settings, descriptors)
         self.chart = LatencyChart()
+        self.quality_view = QualityView(self)
         self._build_docks()
         self._build_status_bar()
         self.actions: dict[str, QAction] = {}
@@ -130,9 +151,13 @@ class MainWindow(QMainWindow):
         self.signals.recording_failed.connect(self._recording_failed)
         self.signals.model_status.connect(self._model_status)
         self.signals.progress.connect(self.show_progress)
+        self.preview_ready.connect(self.quality_view.show_preview)
+        self.quality_view.kept.connect(self.keep_target)
+        self.quality_view.discarded.connect(self._target_discarded)
         self.view.rect_selected.connect(self.set_target_rect)
         self.view.point_clicked.connect(self.inspect_point)
         self.panel.changed.connect(self.apply_settings)
+        self.panel.keypoints_changed.connect(self.set_keypoints)
         # Python's full garbage collection scans every object it tracks while holding the GIL: with torch, kornia,
         # OpenCV and Qt loaded, about 90 ms on the 2-core CPU, a visible freeze. The objects alive now (modules,
         # classes, the widgets) live as long as the app: freezing them leaves later collections only the new ones.
@@ -199,6 +224,13 @@ class MainWindow(QMainWindow):
         self.actions[name] = action
         return action
 
+    def _menu_action(self, name: str, text: str, menu: QMenu, slot: Callable[[], object]) -> QAction:
+        """A menu entry without a shortcut, in ``self.actions`` as ``name``."""
+        action = menu.addAction(text)
+        action.triggered.connect(lambda _=False: slot())
+        self.actions[name] = action
+        return action
+
     def _build_menus(self) -> None:
         bar = self.menuBar()
         source = bar.addMenu("&Source")
@@ -221,6 +253,8 @@ class MainWindow(QMainWindow):
                            ("heatmap", "heatmap")):
             a = self._action(name, view, lambda checked, attr=attr: self.set_view(**{attr: checked}), checkable=True)
             a.setChecked(getattr(self.view_options, attr))
+        view.addSeparator()
+        self._menu_action("compare", "Compare pipelines…", view, self.open_comparison)
 
         target = bar.addMenu("&Target")
         self._action("target_image", target, self._ask_target_image)
@@ -237,6 +271,12 @@ class MainWindow(QMainWindow):
             group.addAction(a)
             overlay.addAction(a)
             self.overlay_actions[kind] = a
+
+        tools = bar.addMenu("T&ools")
+        self._menu_action("calibrate", "Calibrate camera…", tools, self.open_calibration)
+        self._menu_action("calibration_file", "Use calibration file…", tools, self._ask_calibration_file)
+        self._menu_action("no_calibration", "Use the field of view (no calibration)", tools,
+                          lambda: self.use_calibration(""))
 
         record = bar.addMenu("&Record")
         self._action("record", record, self.toggle_recording, checkable=True)
@@ -289,6 +329,7 @@ class MainWindow(QMainWindow):
         self.pose_log = PoseLog()
         self.chart.clear()
         self.frame_times.clear()
+        self._show_inspected(None)  # track ids start again with the source
         self.slot.clear()
         self.processing.post(lambda p: p.new_source())
         self.view.set_message(f"Opening {spec.label} …")
@@ -345,6 +386,7 @@ class MainWindow(QMainWindow):
             return
         self.ended, self.replaying = False, True
         self.view.set_banner("")
+        self._show_inspected(None)
         self.slot.clear()
         self.processing.post(lambda p: p.new_source())
         self.show_message(f"Playing {self.source.label} again")
@@ -360,7 +402,14 @@ class MainWindow(QMainWindow):
     def post_configure(self, settings: AppSettings) -> None:
         self.processing.post(lambda p: self.signals.model_status.emit(p.configure(settings)))
 
+    @property
+    def settings(self) -> AppSettings:
+        """The settings in use: the side panel's, with the calibration the Tools menu chose."""
+        return replace(self.panel.settings, calibration_file=self.calibration_file)
+
     def apply_settings(self, settings: AppSettings) -> None:
+        """Use ``settings`` (the side panel's edits; the calibration stays the Tools menu's) and remember them."""
+        settings = replace(settings, calibration_file=self.calibration_file)
         if self.remember:
             save_settings(settings, self.store)
         self.post_configure(settings)
@@ -371,11 +420,15 @@ class MainWindow(QMainWindow):
         options, path = self.view_options, self.overlay_path
         self.processing.post(lambda p: p.set_view(options, path))
 
-    def cycle_keypoints(self) -> None:
-        order = ["off", "score", "scale"]
-        mode = order[(order.index(self.view_options.keypoints) + 1) % len(order)]
+    def set_keypoints(self, mode: str) -> None:
+        """Draw the keypoints coloured by ``mode`` (``"off"``: not drawn); the side panel shows it."""
+        self.panel.set_keypoints(mode)
         self.set_view(keypoints=mode)
         self.show_message(f"Keypoints: {mode}")
+
+    def cycle_keypoints(self) -> None:
+        order = ["off", "score", "scale"]
+        self.set_keypoints(order[(order.index(self.view_options.keypoints) + 1) % len(order)])
 
     def cycle_overlay(self) -> None:
         order = ["none", "cube", "axes"]
@@ -411,11 +464,33 @@ class MainWindow(QMainWindow):
 
     # ----------------------------------------------------------------- targets
     def set_target_rect(self, rect: QRect) -> None:
-        """Track the region ``rect`` (frame pixels) of the frame on screen."""
+        """Rate the region ``rect`` (frame pixels) of the frame on screen in the quality view, which tracks it if
+        the user keeps it (without a model it is kept at once, and tracked once one is loaded)."""
         frame_index = self.output.index if self.output is not None else -1
         box = (rect.x(), rect.y(), rect.width(), rect.height())
-        self.processing.post(lambda p: p.add_target_rect(box, frame_index))
-        self.target_label.setText(f"Target: rectangle {box} of frame {frame_index}")
+        self._propose(lambda p: p.preview_target_rect(box, frame_index), lambda p: p.add_target_rect(box, frame_index),
+                      f"rectangle {box} of frame {frame_index}")
+
+    def _propose(self, preview: Callable[[TrackingPipeline], TargetPreview], add: Callable[[TrackingPipeline], str],
+                 what: str) -> None:
+        """In the processing thread: ``preview(pipeline)`` to the quality view, or ``add(pipeline)`` without a model."""
+        def command(pipeline: TrackingPipeline) -> str | None:
+            if pipeline.tracker is None:
+                return add(pipeline)
+            self.preview_ready.emit(preview(pipeline))
+            return None
+
+        self.processing.post(command)
+        self.target_label.setText(f"Target: rating the {what} …")
+
+    def keep_target(self, preview: TargetPreview) -> None:
+        """Track the candidate the quality view showed."""
+        self.processing.post(lambda p: p.keep_preview(preview))
+        self.target_label.setText(f"Target: {preview.name}, {preview.quality.stars}/5 stars")
+
+    def _target_discarded(self, preview: TargetPreview) -> None:
+        self.target_label.setText(f"Target: {preview.name} discarded (drag a rectangle for another)")
+        self.show_message(f"Discarded {preview.name}: it is not tracked")
 
     def _ask_target_image(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Target image", "", "Images (*.png *.jpg *.jpeg *.bmp *.ppm);;All files (*)")
@@ -423,8 +498,8 @@ class MainWindow(QMainWindow):
             self.load_target_image(path)
 
     def load_target_image(self, path: str) -> None:
-        self.processing.post(lambda p: p.add_target_image(path))
-        self.target_label.setText(f"Target: {Path(path).name}")
+        """Rate the planar image at ``path`` in the quality view, as a dragged rectangle is."""
+        self._propose(lambda p: p.preview_target_image(path), lambda p: p.add_target_image(path), Path(path).name)
 
     def clear_targets(self) -> None:
         self.processing.post(lambda p: p.clear_targets())
@@ -468,6 +543,71 @@ class MainWindow(QMainWindow):
         else:
             self._show_inspected(None, "The inspected keypoint is gone (its track ended); click another")
 
+    # ----------------------------------------------------------------- calibration and comparison
+    def open_calibration(self) -> None:
+        """Open the calibration dialog (the views taken before stay); it gets the live frames while it is shown,
+        and the calibration it saves is used at once."""
+        if self.calibration_dialog is None:
+            self.calibration_dialog = CalibrationDialog(self)
+            self.calibration_dialog.calibrated.connect(self.use_calibration)
+        self.calibration_dialog.show()
+        self.calibration_dialog.raise_()
+
+    def _ask_calibration_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Camera calibration", "",
+                                              "Calibrations (*.yaml *.yml *.xml *.json);;All files (*)")
+        if path:
+            self.use_calibration(path)
+
+    def use_calibration(self, path: str) -> None:
+        """Take the pose and the cube from the calibration file at ``path`` ("": from the field of view); a file
+        that cannot be used is reported in one line and changes nothing."""
+        camera, message = load_camera(path)
+        if message:
+            self.report_error(message)
+            return
+        self.calibration_file = str(path)
+        self.apply_settings(self.panel.settings)
+        if camera is None:
+            self.show_message("The pose and the cube use the field of view (no calibration)")
+        else:
+            fx, fy = camera.matrix[0, 0], camera.matrix[1, 1]
+            self.show_message(f"The pose and the cube use the calibration {Path(path).name} "
+                              f"(focal length {fx:.0f} x {fy:.0f} px)")
+
+    def open_comparison(self) -> None:
+        """Compare two pipelines on this window's source and settings in a window of their own; this window's
+        source stops while it is open and plays again when it closes."""
+        if self.comparison is not None:
+            self.comparison.raise_()
+            return
+        if self.source is None:
+            self.show_message("Open a source first")
+            return
+        self.stop_capture()
+        self.view.set_banner("Comparing pipelines in the other window: this one plays again when it closes")
+        self.comparison = ComparisonWindow(self.source, self.settings)
+        self.comparison.installEventFilter(self)
+        self.comparison.show()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        """The comparison window closing: stop it, and play this window's source again."""
+        if watched is self.comparison and event.type() == QEvent.Type.Close:
+            self._close_comparison()
+            if self.source is not None:
+                self.open_source(self.source)
+        return super().eventFilter(watched, event)
+
+    def _close_comparison(self, close_window: bool = False) -> None:
+        """Stop the comparison window's pipelines (and close it when ``close_window``)."""
+        comparison, self.comparison = self.comparison, None
+        if comparison is None:
+            return
+        comparison.removeEventFilter(self)
+        comparison.shutdown()
+        if close_window:
+            comparison.close()
+
     # ----------------------------------------------------------------- output
     def _show_output(self) -> None:
         output: FrameOutput | None = self.processing.take_output()
@@ -487,6 +627,8 @@ class MainWindow(QMainWindow):
             if record is not None:
                 self.pose_log.add(record)
             self._follow_inspected(output)
+            if self.calibration_dialog is not None and self.calibration_dialog.isVisible():
+                self.calibration_dialog.add_frame(output.captured)
             self.frame_shown.emit(output)
         for event in output.events:
             self.show_message(event)
@@ -620,7 +762,12 @@ class MainWindow(QMainWindow):
 
     # ----------------------------------------------------------------- shutdown
     def shutdown(self) -> None:
-        """Stop both threads (join with a timeout), release the source, finish a recording."""
+        """Stop both threads (join with a timeout), release the source, finish a recording; close the comparison
+        window and the dialogs."""
+        self._close_comparison(close_window=True)
+        self.quality_view.close()
+        if self.calibration_dialog is not None:
+            self.calibration_dialog.close()
         self.stop_capture()
         self.processing.stop()
         self.processing.join(JOIN_TIMEOUT_S)

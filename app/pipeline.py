@@ -1,8 +1,9 @@
 """What the processing thread runs: ``keynet``'s tracker and renderer, configured from the app's settings.
 
 Nothing here detects, matches, estimates or draws, and nothing imports Qt (the processing side is testable
-without a display): ``TrackingPipeline`` builds a ``keynet`` tracker from ``AppSettings``, feeds it frames and
-targets, and asks ``keynet.render`` for the annotated frame the view shows. Without Key.Net weights it shows the
+without a display): ``TrackingPipeline`` builds a ``keynet`` tracker from ``AppSettings`` (with the camera of its
+calibration file), feeds it frames and targets (rated by ``keynet.targets`` before they are tracked), and asks
+``keynet.render`` for the annotated frame the view shows. Without Key.Net weights it shows the
 video as it is and says how to choose a weights file.
 """
 
@@ -22,11 +23,13 @@ from keynet import sources
 from keynet.describe import DESCRIPTORS, Describer
 from keynet.devices import resolve_device
 from keynet.errors import DeviceError, InputError, KeyNetError
+from keynet.geometry import Camera
 from keynet.image import read_image
 from keynet.progress import Progress
 from keynet.render import Renderer, RenderOptions
 from keynet.results import FrameResult
 from keynet.sources import looping_video
+from keynet.targets import Target, TargetQuality, make_target
 from keynet.tracker import TRACKING, PlanarTracker, tracking_detector
 from keynet.weights import default_weights, load_model
 
@@ -45,6 +48,7 @@ DEFAULT_FILE_FPS = 30.0  # image folders (and the demo) play at this rate
 SHORT_CLIP_S = 30.0  # video files up to this long loop by default
 FRAME_HISTORY = 16  # recent frames kept so that a rectangle dragged on a shown frame cuts that frame
 DEMO_TARGET_NAME = "demo poster"
+GOOD_STARS = 3  # a previewed target with at least these stars is called good to track
 
 # Called with a task's description, the steps done and the steps in all (rendering the demo, describing a target).
 TaskProgress = Callable[[str, int, int], None]
@@ -121,6 +125,7 @@ class FrameOutput:
         fresh: a newly processed frame (False when the same frame was drawn again for new view options).
         result: the tracker's ``FrameResult`` (None without a model).
         view: the render options it was drawn with.
+        captured: (H, W, 3) uint8 BGR frame as the source gave it, nothing drawn (what a calibration reads).
     """
 
     index: int
@@ -129,6 +134,7 @@ class FrameOutput:
     result: FrameResult | None = None
     view: RenderOptions | None = None
     time: float = 0.0
+    captured: np.ndarray | None = None
 
     @property
     def rgb(self) -> np.ndarray:
@@ -209,6 +215,57 @@ class FrameOutput:
         return self.result.to_dict() if self.result is not None else None
 
 
+@dataclass
+class TargetPreview:
+    """A candidate target, described with the tracker's settings and rated, that is not tracked yet.
+
+    Attributes:
+        target: the described target (``xy`` (N, 2) in its pixels, possibly too few to track) with its ``quality``.
+        minimum: the keypoints tracking needs (``TargetConfig.min_target_keypoints``).
+        frame, box: the (H, W, 3) frame a dragged rectangle cut it from and that (x, y, w, h) rectangle; None for
+            a target image.
+    """
+
+    target: Target
+    minimum: int
+    frame: np.ndarray | None = None
+    box: tuple[int, int, int, int] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    @property
+    def quality(self) -> TargetQuality:
+        return self.target.quality
+
+    @property
+    def trackable(self) -> bool:
+        """Whether it has the keypoints tracking needs."""
+        return len(self.target.xy) >= self.minimum
+
+    def verdict(self) -> str:
+        """One sentence for the user: whether and how well it will track."""
+        if not self.trackable:
+            return (f"Too plain to track: {len(self.target.xy)} usable keypoints, tracking needs at least "
+                    f"{self.minimum}. Choose a larger or more textured region.")
+        if self.quality.stars >= GOOD_STARS:
+            return "Good to track."
+        return "It will track poorly: few keypoints, or keypoints in few places. A more textured region is better."
+
+
+def load_camera(path: str) -> tuple[Camera | None, str]:
+    """The camera of the calibration file at ``path`` (OpenCV YAML/XML or JSON) and "", or None and "" for no
+    file (the field of view's camera), or None and a one-line message when the file cannot be used."""
+    if not path:
+        return None, ""
+    try:
+        return Camera.from_file(path), ""
+    except (KeyNetError, OSError) as exc:
+        return None, " ".join(f"The calibration is not used: {exc}. The pose and the cube use the field of view."
+                              .split())
+
+
 def resolve_model(settings: AppSettings) -> tuple[Path | None, str | None]:
     """The weights file the settings ask for (None when there is none) and the architecture to build."""
     if settings.model == "file":
@@ -232,7 +289,7 @@ class TrackingPipeline:
     """Runs in the processing thread: ``keynet``'s tracker on each frame, and the annotated frame for the view.
 
     Args:
-        settings: model, device and tracker settings (``configure`` applies new ones).
+        settings: model, device, tracker settings and calibration file (``configure`` applies new ones).
         view: what to draw (``set_view`` changes it).
         on_record: called with each new ``FrameOutput`` (the recorder), in this thread.
         on_progress: called with (task, done, total) while a target is described.
@@ -247,6 +304,7 @@ class TrackingPipeline:
         self.on_record = on_record
         self.on_progress = on_progress
         self.tracker: PlanarTracker | None = None
+        self.camera: Camera | None = None  # from the calibration file; None: the field of view's
         self.pending_targets: list[tuple[np.ndarray, str]] = []  # added while there is no model yet
         self.frames: dict[int, np.ndarray] = {}
         self.last: list | None = None  # [Frame, FrameResult | None] of the frame on screen
@@ -260,8 +318,13 @@ class TrackingPipeline:
 
     # -- changes posted by the UI
     def configure(self, settings: AppSettings) -> str:
-        """Build (or reconfigure, keeping the targets) the tracker; returns a message for the user ("" if all is well)."""
+        """Build (or reconfigure, keeping the targets) the tracker with the camera of ``settings.calibration_file``
+        (the field of view's without one); returns a message for the user ("" if all is well)."""
         self.settings = settings
+        self.camera, camera_message = load_camera(settings.calibration_file)
+        return " ".join(m for m in (self._build_tracker(settings), camera_message) if m)
+
+    def _build_tracker(self, settings: AppSettings) -> str:
         try:
             model, message = load_settings_model(settings)
         except (KeyNetError, OSError) as exc:
@@ -282,6 +345,7 @@ class TrackingPipeline:
             self.tracker = PlanarTracker(detector, describer, config=config)
         else:
             self.tracker.configure(detector, describer, config=config)
+        self.tracker.camera = self.camera
         pending, self.pending_targets = self.pending_targets, []
         for image, name in pending:
             self.tracker.add_target(image, name, progress=self._progress(f"Describing {name}"))
@@ -322,6 +386,62 @@ class TrackingPipeline:
             return "Target kept: it is tracked once a model is loaded."
         target = self.tracker.add_target(image, name, progress=self._progress(f"Describing {name}"))
         return f"Tracking {target.name} ({len(target.xy)} keypoints)"
+
+    def preview_target_rect(self, box: tuple[int, int, int, int], frame_index: int) -> TargetPreview:
+        """The region ``box`` (x, y, w, h) of the shown frame ``frame_index``, described and rated, not tracked.
+
+        Raises:
+            InputError: no model to rate it with, the frame is no longer in memory, or the region is not inside it.
+        """
+        image = self.frames.get(frame_index)
+        if image is None:
+            raise InputError(f"frame {frame_index} is no longer in memory; drag the rectangle again")
+        x, y, w, h = box
+        fh, fw = image.shape[:2]
+        if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > fw or y + h > fh:
+            raise InputError(f"region {x},{y},{w},{h} (x,y,w,h) is not inside the {fw}x{fh} frame")
+        name = f"region {len(self._names()) + 1}"
+        return self._preview(image[y: y + h, x: x + w].copy(), name, image, box)
+
+    def preview_target_image(self, path: str) -> TargetPreview:
+        """The planar image at ``path``, described and rated, not tracked.
+
+        Raises:
+            InputError: no model to rate it with, or an image that cannot be read.
+        """
+        return self._preview(read_image(path), Path(path).stem)
+
+    def _preview(self, image: np.ndarray, name: str, frame: np.ndarray | None = None,
+                 box: tuple[int, int, int, int] | None = None) -> TargetPreview:
+        tracker = self.tracker
+        if tracker is None:
+            raise InputError("no model to rate the target with: choose Key.Net weights in Settings → Model")
+        every_keypoint = replace(tracker.config.targets, min_target_keypoints=0)  # too plain ones are shown too
+        target = make_target(image, name, tracker.detector, tracker.describer, every_keypoint,
+                             self._progress(f"Rating {name}"))
+        target.quality = tracker.assess(target)
+        return TargetPreview(target, tracker.config.targets.min_target_keypoints, frame, box)
+
+    def keep_preview(self, preview: TargetPreview) -> str:
+        """Track the previewed target (described again with the settings of now; a dragged rectangle starts as
+        found where it was cut); returns a message for the user.
+
+        Raises:
+            InputError: a target too plain to track.
+        """
+        if not preview.trackable:
+            raise InputError(preview.verdict())
+        image, name = preview.target.image, preview.name
+        if self.tracker is None:
+            self.pending_targets.append((image, name))
+            return "Target kept: it is tracked once a model is loaded."
+        progress = self._progress(f"Describing {name}")
+        if preview.box is None:
+            target = self.tracker.add_target(image, name, progress=progress)
+        else:
+            target = self.tracker.add_target_roi(preview.frame, preview.box, name, progress=progress)
+        target.quality = preview.quality
+        return f"Tracking {name}: {len(target.xy)} keypoints, {target.quality.stars}/5 stars"
 
     def add_demo_target(self, path: str) -> str:
         """Track the demo's poster beside the targets already set (once); returns what was done, for the user."""
@@ -404,7 +524,7 @@ class TrackingPipeline:
 
     def _output(self, frame: Frame, result: FrameResult | None, fresh: bool) -> FrameOutput:
         bgr = frame.image if result is None else self.renderer.draw(frame.image, result)
-        return FrameOutput(frame.index, bgr, fresh, result, self.view, frame.time)
+        return FrameOutput(frame.index, bgr, fresh, result, self.view, frame.time, frame.image)
 
 
 def overlay_frames(kind: str, path: str) -> Any:

@@ -1,4 +1,4 @@
-"""The app's settings as data (no Qt): model, device, and the tracker settings the side panel offers.
+"""The app's settings as data (no Qt): model, device, the tracker settings the side panel offers, the calibration.
 
 Every tracker default comes from ``keynet.config.TrackerConfig``, the one source the command line and the
 benchmarks read too; ``tracker_config`` turns the settings back into a ``TrackerConfig``.
@@ -21,7 +21,9 @@ TRACKER_FIELDS = ("device", "num_keypoints", "nms_size", "descriptor", "ratio", 
 
 @dataclass(frozen=True)
 class AppSettings:
-    """What the user can change in the side panel; ``model`` is an architecture or ``"file"`` (``weights_file``).
+    """What the user can change in the side panel and the Tools menu; ``model`` is an architecture or ``"file"``
+    (``weights_file``); ``calibration_file``: the camera calibration (OpenCV YAML/XML or JSON) the pose and the
+    cube use ("" for the field of view's camera).
 
     The other fields are ``TrackerConfig`` fields of the same names, with its defaults.
     """
@@ -34,6 +36,7 @@ class AppSettings:
     descriptor: str = TRACKER_DEFAULTS["descriptor"]
     ratio: float = TRACKER_DEFAULTS["ratio"]
     ransac_threshold: float = TRACKER_DEFAULTS["ransac_threshold"]
+    calibration_file: str = ""
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> AppSettings:

@@ -144,6 +144,7 @@ class SettingsPanel(QWidget):
         self.weights_file.setText(settings.weights_file)
         for w in widgets:
             w.blockSignals(False)
+        self._settings = settings  # the fields the panel does not show come from ``settings`` too
         self._settings = self._read()
         self._show_scale_mode()
 

@@ -1,9 +1,11 @@
 """The app's processing side without Qt: it imports no PyQt6, its settings' defaults are the tracker
 configuration's, it tracks every target of the bundled demo with the shipped weights, exports the one frame
-schema and reports the progress of describing a target."""
+schema, reports the progress of describing a target, rates a target before it is tracked and takes the pose's
+camera from a calibration file."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from dataclasses import fields
@@ -15,6 +17,7 @@ from app.frames import Frame
 from app.pipeline import DEMO_TARGET_NAME, SourceSpec, TrackingPipeline, default_view, descriptor_names
 from app.settings import TRACKER_FIELDS, AppSettings
 from keynet.config import TrackerConfig
+from keynet.errors import InputError
 from keynet.weights import default_weights
 
 from .conftest import REPO
@@ -122,3 +125,52 @@ def test_a_device_that_is_absent_falls_back_to_the_cpu_with_a_message(pipeline):
     message = pipeline.configure(AppSettings(device="cuda"))
     assert "'cuda' is not available" in message
     assert pipeline.tracker.detector.device.type == "cpu"
+
+
+def test_a_calibration_file_gives_the_camera_of_the_pose_and_a_bad_one_is_said_in_one_line(pipeline, demo_frames,
+                                                                                             tmp_path):
+    from keynet.geometry import Camera
+
+    demo, frames = demo_frames
+    pipeline.add_demo_target(str(demo.target))
+    matrix = np.array([[650.0, 0, 330], [0, 655, 235], [0, 0, 1]])
+    path = tmp_path / "camera.json"
+    path.write_text(json.dumps(Camera(matrix, np.array([0.01, 0, 0, 0, 0])).to_dict()))
+    assert pipeline.configure(AppSettings(device="cpu", calibration_file=str(path))) == ""
+    outputs = [pipeline.process(Frame(i, image, i / 30)) for i, image in enumerate(frames[:6])]
+    assert outputs[-1].state == "tracking"
+    assert np.array_equal(outputs[-1].result.camera.matrix, matrix)
+    assert outputs[-1].result.camera.dist[0] == 0.01
+    assert np.array_equal(outputs[-1].captured, frames[5])  # the frame as captured, beside the drawn one
+    message = pipeline.configure(AppSettings(device="cpu", calibration_file=str(tmp_path / "missing.yaml")))
+    assert "missing.yaml" in message and "field of view" in message and "\n" not in message
+    out = pipeline.process(Frame(6, frames[6], 6 / 30))
+    assert out.result.camera.matrix[0, 0] == pytest.approx(0.5 * 640 / np.tan(np.radians(60) / 2))
+
+
+def test_a_preview_is_not_tracked_until_kept(pipeline, demo_frames):
+    demo, frames = demo_frames
+    out = pipeline.process(Frame(0, frames[0], 0.0))
+    preview = pipeline.preview_target_image(str(demo.target))
+    assert pipeline.num_targets == 0 and preview.trackable and preview.quality.stars >= 3
+    assert "Tracking" in pipeline.keep_preview(preview)
+    assert [t.name for t in pipeline.tracker.targets] == [preview.name]
+    assert pipeline.tracker.targets[0].quality == preview.quality
+    with pytest.raises(InputError, match="drag the rectangle again"):
+        pipeline.preview_target_rect((0, 0, 50, 50), out.index + 100)
+    with pytest.raises(InputError, match="not inside"):
+        pipeline.preview_target_rect((600, 400, 100, 100), out.index)
+
+
+def test_short_clips_loop_by_default_and_longer_ones_play_once(tmp_path, monkeypatch):
+    import cv2
+
+    path = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (64, 48))
+    for i in range(30):  # one second
+        writer.write(np.full((48, 64, 3), i * 8, np.uint8))
+    writer.release()
+    assert SourceSpec.video(path).loop and SourceSpec.demo().loop
+    assert not SourceSpec.folder(tmp_path).loop
+    monkeypatch.setattr("app.pipeline.SHORT_CLIP_S", 0.5)  # now the clip is longer than a short one
+    assert not SourceSpec.video(path).loop

@@ -55,3 +55,9 @@ def test_by_scale_is_offered_plainly_when_the_detector_is_multi_scale(qtbot, mon
     item = scale_item(panel)
     assert item.isEnabled() and item.text() == "By scale" and item.toolTip() == ""
     assert SINGLE_SCALE_TIP not in panel.keypoint_colours.toolTip()
+
+
+def test_settings_the_panel_does_not_show_are_kept_when_it_shows_new_ones(qtbot):
+    panel = make_panel(qtbot)
+    panel.set_settings(AppSettings(num_keypoints=321, calibration_file="camera.yaml"))
+    assert panel.settings.calibration_file == "camera.yaml" and panel.settings.num_keypoints == 321

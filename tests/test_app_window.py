@@ -1,4 +1,5 @@
-"""The main window driven offscreen on the demo source: target by drag, views, recording, failures, responsiveness."""
+"""The main window driven offscreen on the demo source: target by drag, views, recording, failures, responsiveness,
+what the window reports (every target, the end of a file, the loop, the inspected keypoint) and the calibration."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from PyQt6.QtCore import QPoint, QPointF, QSettings, Qt, QTimer  # noqa: E402
-from PyQt6.QtGui import QImage  # noqa: E402
+from PyQt6.QtGui import QColor, QImage  # noqa: E402
 
 from app.main_window import MainWindow  # noqa: E402
 from app.pipeline import SourceSpec  # noqa: E402
@@ -101,6 +102,27 @@ def drag(qtbot, window: MainWindow, box: tuple[int, int, int, int]) -> None:
     qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=b)
 
 
+def keep_rated_target(qtbot, window: MainWindow) -> None:
+    """Wait for the quality view to rate the target just set, and keep it ("Track it")."""
+    qtbot.waitUntil(lambda: window.quality_view.preview is not None and window.quality_view.isVisible(),
+                    timeout=60000)
+    assert window.quality_view.keep_button.isEnabled(), window.quality_view.verdict.text()
+    qtbot.mouseClick(window.quality_view.keep_button, Qt.MouseButton.LeftButton)
+    assert not window.quality_view.isVisible()
+
+
+def step_until(qtbot, window: MainWindow, condition, steps: int = 40):
+    """Step one frame at a time (paused: every frame is processed, none passed by) until ``condition(output)``."""
+    for _ in range(steps):
+        if window.output is not None and window.output.fresh and condition(window.output):
+            return window.output
+        index = window.output.index if window.output is not None else -1
+        window.step()
+        qtbot.waitUntil(lambda index=index: window.output is not None and window.output.fresh
+                        and window.output.index > index, timeout=30000)
+    raise AssertionError(f"not reached in {steps} frames: the last was {window.output.summary()}")
+
+
 def pause_on_a_frame(qtbot, window: MainWindow):
     """Pause, and wait until the last frame captured has been processed and shown."""
     window.actions["pause"].trigger()
@@ -124,6 +146,7 @@ def test_drag_sets_the_target_and_tracking_starts_within_30_frames(qtbot, make_w
     x0, y0 = np.clip(corners.min(0) + 10, 0, [fw, fh]).astype(int)
     x1, y1 = np.clip(corners.max(0) - 10, 0, [fw, fh]).astype(int)
     drag(qtbot, window, (int(x0), int(y0), int(x1 - x0), int(y1 - y0)))
+    keep_rated_target(qtbot, window)
     window.actions["pause"].trigger()  # play on
     processed: list[str] = []
     window.frame_shown.connect(lambda out: processed.append(out.state))
@@ -143,29 +166,32 @@ def displayed(window: MainWindow) -> np.ndarray:
 
 def test_each_view_toggles_and_changes_the_picture(qtbot, make_window):
     window = make_window()
-    wait_running(qtbot, window)
-    wait_output(qtbot, window, wait_output(qtbot, window, window.output.index).index)  # tracks to draw
-    before = pause_on_a_frame(qtbot, window)
+    window.actions["pause"].trigger()  # from the first frame on, one frame at a time: the same frames under any load
+    window.actions["tracks"].trigger()  # trails grow from the frames processed while the layer is on
+    before = step_until(qtbot, window, lambda out: out.state == "tracking" and out.matches > 0
+                        and out.result.track_lengths.max() >= 8)  # matches and long tracks to draw
+    window.actions["tracks"].trigger()  # off while paused: the trails stay for the frame on screen
+    qtbot.waitUntil(lambda: window.output.view == window.view_options, timeout=30000)
     for name, attr in (("matches", "matches"), ("tracks", "tracks"), ("heatmap", "heatmap"),
                        ("inliers", "inliers_only")):
         shown = displayed(window)
         window.actions[name].trigger()
         assert getattr(window.view_options, attr) is True
-        qtbot.waitUntil(lambda: window.output.view == window.view_options, timeout=5000)
+        qtbot.waitUntil(lambda: window.output.view == window.view_options, timeout=30000)
         assert window.output.index == before.index and not window.output.fresh
         assert np.array_equal(displayed(window), window.output.rgb)
         if name in LAYERS_DRAWN:  # "inliers only" hides outliers' lines (there may be none)
             assert not np.array_equal(displayed(window), shown), name
         window.actions[name].trigger()
         assert getattr(window.view_options, attr) is False
-        qtbot.waitUntil(lambda: window.output.view == window.view_options, timeout=5000)
+        qtbot.waitUntil(lambda: window.output.view == window.view_options, timeout=30000)
         assert np.array_equal(displayed(window), shown), f"{name} off: the picture as before"
     modes, pictures = [], []
     for _ in range(3):
         shown = window.output.rgb
         window.actions["keypoints"].trigger()
         modes.append(window.view_options.keypoints)
-        qtbot.waitUntil(lambda: window.output.view == window.view_options, timeout=5000)
+        qtbot.waitUntil(lambda: window.output.view == window.view_options, timeout=30000)
         pictures.append(window.output.rgb)
     assert modes == ["scale", "off", "score"]
     assert not np.array_equal(pictures[1], pictures[2])  # keypoints off, then drawn
@@ -349,19 +375,26 @@ def test_main_without_a_display_says_so():
 
 
 def test_the_heatmap_shows_the_response_of_the_frame_on_screen(qtbot, make_window):
+    from keynet.render import colour_bar_rect
+
     window = make_window()
     wait_running(qtbot, window)
     assert not window.pipeline.tracker.config.keep_response
     paused = pause_on_a_frame(qtbot, window)
     before = displayed(window)
     window.actions["heatmap"].trigger()  # paused: the response of the frame on screen is computed for it
-    qtbot.waitUntil(lambda: window.output.view == window.view_options, timeout=10000)
+    qtbot.waitUntil(lambda: window.output.view == window.view_options, timeout=30000)
     assert window.output.index == paused.index
     response = window.pipeline.last[1].response
     assert response is not None and response.shape == before.shape[:2]
-    tinted = np.abs(displayed(window).astype(int) - before).max(axis=2) > 20
-    assert 0.01 < tinted.mean() < 0.9
-    assert response[tinted].mean() > 3 * response[~tinted].mean()  # the colour is where Key.Net responds
+    frame = window.pipeline.last[0].image  # the frame on screen, its response computed again here
+    assert np.allclose(response, window.pipeline.tracker.detector.detect_with_response(frame)[1][0, 0].numpy(),
+                       atol=1e-4)
+    tint = np.abs(displayed(window).astype(int) - before).max(axis=2)
+    x0, _, _, y1 = colour_bar_rect(tint.shape[1], tint.shape[0])
+    tint, response = tint[y1 + 10:, : x0 - 60], response[y1 + 10:, : x0 - 60]  # below the legends
+    strong, weak = response > np.percentile(response, 95), response <= np.percentile(response, 25)
+    assert tint[strong].mean() > 2 * tint[weak].mean()  # the colour is where Key.Net responds
     window.actions["pause"].trigger()  # play: every new frame comes with its response
     qtbot.waitUntil(lambda: window.output.fresh and window.output.index > paused.index + 1, timeout=30000)
     assert window.pipeline.tracker.config.keep_response
@@ -415,6 +448,7 @@ def test_a_file_ends_visibly_and_a_target_dragged_on_its_last_frame_is_tracked_w
     x0, y0 = np.clip(corners.min(0) + 10, 0, [fw, fh]).astype(int)
     x1, y1 = np.clip(corners.max(0) - 10, 0, [fw, fh]).astype(int)
     drag(qtbot, window, (int(x0), int(y0), int(x1 - x0), int(y1 - y0)))
+    keep_rated_target(qtbot, window)
     qtbot.waitUntil(lambda: window.pipeline.num_targets == 1, timeout=30000)
     states: list[str] = []
     window.frame_shown.connect(lambda out: states.append(out.state))
@@ -450,13 +484,190 @@ def test_the_status_bar_reports_every_target_as_the_video_label_does(qtbot, make
     wait_running(qtbot, window)
     out = pause_on_a_frame(qtbot, window)
     drag(qtbot, window, (60, 60, 160, 120))  # a second target beside the poster
+    keep_rated_target(qtbot, window)
     qtbot.waitUntil(lambda: window.pipeline.num_targets == 2, timeout=30000)
     window.step()
     qtbot.waitUntil(lambda: window.output.fresh and window.output.index > out.index, timeout=30000)
     qtbot.waitUntil(lambda: window.state_label.text() == window.output.summary(), timeout=5000)  # its refresh
     text = window.state_label.text()
-    names = [name for name, *_ in window.output.targets]
+    output = window.output
+    names = [name for name, *_ in output.targets]
     assert len(names) == 2 and all(f"{name}: " in text for name in names)
-    assert text == window.output.summary()
-    window.chart.add({}, 1.0, window.output.targets)
+    # the label drawn on the video reads the same (keynet.render's status line), and the chart has every target
+    # with the inliers of the frame shown
+    assert text == output.summary() == "  ".join(f"{t.name}: {t.state} ({t.num_inliers} inliers)"
+                                                 for t in output.result.targets)
     assert window.chart.targets == names
+    assert window.chart.frames[-1].inliers == [(name, inliers) for name, _, inliers, _ in output.targets]
+
+
+def test_opening_the_demo_with_a_target_set_adds_its_poster_beside_it(qtbot, make_window, source, tmp_path):
+    window = make_window(replace(texture_folder(tmp_path / "clip", 12), loop=True))
+    qtbot.waitUntil(lambda: window.output is not None and window.output.state == "no target", timeout=60000)
+    window.actions["pause"].trigger()
+    drag(qtbot, window, (80, 60, 160, 120))
+    keep_rated_target(qtbot, window)
+    qtbot.waitUntil(lambda: window.pipeline.num_targets == 1, timeout=30000)
+    notices: list[str] = []
+    window.signals.notice.connect(notices.append)
+    window.actions["pause"].trigger()  # play on: the demo opens playing
+    window.actions["open_demo"].trigger()
+    qtbot.waitUntil(lambda: any("beside your 1 other target" in n for n in notices), timeout=60000)
+    assert window.pipeline.num_targets == 2
+    qtbot.waitUntil(lambda: window.output.result is not None and len(window.output.targets) == 2, timeout=30000)
+    assert [name for name, *_ in window.output.targets] == ["region 1", "demo poster"]
+
+
+def short_clip(path, frames: int = 10) -> SourceSpec:
+    """An MP4 of ``frames`` 320x240 frames of a drifting texture (a short clip: it loops by default)."""
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.integers(0, 255, (300, 400, 3), np.uint8), (0, 0), 1.5)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (320, 240))
+    for i in range(frames):
+        writer.write(np.ascontiguousarray(texture[i: i + 240, i: i + 320]))
+    writer.release()
+    return SourceSpec.video(path)
+
+
+def test_the_demo_and_short_clips_loop_by_default(qtbot, make_window, source, tmp_path):
+    window = make_window(settings=NO_MODEL)
+    qtbot.waitUntil(lambda: window.capture is not None and window.output is not None, timeout=60000)
+    assert window.actions["loop"].isChecked() and window.actions["loop"].isEnabled() and window.capture.loop
+    frames = 10
+    clip = short_clip(tmp_path / "clip.mp4", frames)
+    assert clip.loop
+    window.open_source(clip)
+    assert window.actions["loop"].isChecked() and window.capture.loop
+    qtbot.waitUntil(lambda: window.output is not None and window.output.index >= 2 * frames, timeout=30000)
+    assert not window.ended
+    window.actions["loop"].trigger()  # off: it ends, visibly
+    qtbot.waitUntil(lambda: window.ended, timeout=30000)
+    assert "End of video" in window.view.banner
+
+
+def marker_painted(window: MainWindow) -> bool:
+    """Whether the view's widget shows the inspected keypoint's magenta ring where the marker is."""
+    from app.views import MARKER_COLOUR, MARKER_RADIUS_PX
+
+    picture = window.view.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    centre = window.view.to_widget(window.view.marker)
+    ring = QColor(MARKER_COLOUR)
+    for angle in np.linspace(0, 2 * np.pi, 16, endpoint=False):
+        x = round(centre.x() + MARKER_RADIUS_PX * np.cos(angle))
+        y = round(centre.y() + MARKER_RADIUS_PX * np.sin(angle))
+        pixel = picture.pixelColor(x, y)
+        if abs(pixel.red() - ring.red()) + abs(pixel.green() - ring.green()) + abs(pixel.blue() - ring.blue()) < 60:
+            return True
+    return False
+
+
+def test_the_inspected_keypoint_is_marked_on_the_video_and_its_panel_clears_when_it_is_gone(
+        qtbot, make_window, tmp_path):
+    folder = tmp_path / "clip"
+    texture_folder(folder, 3)
+    for i in range(3, 6):  # then plain grey: no keypoint, every track ends
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((240, 320, 3), 128, np.uint8))
+    window = make_window(SourceSpec.folder(folder))
+    window.actions["pause"].trigger()
+    out = step_until(qtbot, window, lambda out: out.result is not None and out.index >= 1 and len(out.keypoints))
+    x, y = out.keypoints[0, :2]
+    qtbot.mouseClick(window.view, Qt.MouseButton.LeftButton, pos=window.view.to_widget(QPointF(x, y)).toPoint())
+    assert window.inspected == (out.index, 0) and f"score: {out.keypoints[0, 3]:.4f}" in window.point_label.text()
+    assert window.view.marker == QPointF(float(x), float(y)) and marker_painted(window)
+    gone = step_until(qtbot, window, lambda out: out.index >= 3)  # the first grey frame
+    assert len(gone.keypoints) == 0
+    assert window.inspected is None and window.view.marker is None
+    assert "gone" in window.point_label.text() and "score" not in window.point_label.text()
+
+
+def write_calibration(path, matrix: np.ndarray) -> None:
+    """A calibration file as the calibration writes it (OpenCV YAML, keynet.calibration.save_calibration)."""
+    from keynet.calibration import CalibrationResult, save_calibration
+    from keynet.chessboard import ChessboardSpec
+
+    save_calibration(CalibrationResult(matrix, np.zeros(5), 0.2, np.zeros(1), (640, 480), 12, ChessboardSpec()),
+                     path)
+
+
+def test_a_calibration_file_gives_the_camera_of_the_next_tracked_frames(qtbot, make_window, tmp_path):
+    window = make_window()
+    wait_running(qtbot, window)
+    matrix = np.array([[700.0, 0, 300], [0, 710, 250], [0, 0, 1]])
+    write_calibration(tmp_path / "camera.yaml", matrix)
+    window.use_calibration(str(tmp_path / "camera.yaml"))
+    assert window.settings.calibration_file == str(tmp_path / "camera.yaml")
+    assert "camera.yaml" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: window.output.fresh and window.output.state == "tracking"
+                    and np.allclose(window.output.result.camera.matrix, matrix), timeout=30000)
+    assert window.output.record()["camera"]["camera_matrix"] == matrix.tolist()  # and the export says so
+    (tmp_path / "broken.yaml").write_text("%YAML:1.0\nnothing: 1\n")
+    window.use_calibration(str(tmp_path / "broken.yaml"))  # said in one line; the calibration in use stays
+    message = window.statusBar().currentMessage()
+    assert "broken.yaml" in message and "\n" not in message
+    assert window.settings.calibration_file == str(tmp_path / "camera.yaml")
+    window.actions["no_calibration"].trigger()  # back to the field of view's camera
+    fov = window.pipeline.settings.tracker_config().geometry.fov_deg
+    qtbot.waitUntil(lambda: window.output.fresh and window.output.result.camera.matrix[0, 0] != 700.0, timeout=30000)
+    width = window.output.bgr.shape[1]
+    assert window.output.result.camera.matrix[0, 0] == pytest.approx(0.5 * width / np.tan(np.radians(fov) / 2))
+
+
+def test_tools_calibrate_opens_the_dialog_with_the_live_frames_and_uses_what_it_saves(qtbot, make_window, tmp_path,
+                                                                                      monkeypatch):
+    from app.calibration_dialog import CalibrationDialog
+
+    window = make_window()
+    wait_running(qtbot, window)
+    forwarded: list[np.ndarray] = []
+    monkeypatch.setattr(CalibrationDialog, "add_frame", lambda self, frame: forwarded.append(frame))
+    window.actions["calibrate"].trigger()
+    dialog = window.calibration_dialog
+    assert isinstance(dialog, CalibrationDialog) and dialog.isVisible()
+    qtbot.waitUntil(lambda: len(forwarded) >= 2, timeout=30000)
+    assert forwarded[-1].shape == window.output.bgr.shape and forwarded[-1].dtype == np.uint8
+    assert any(np.array_equal(frame, window.pipeline.frames.get(window.output.index, frame[:0]))
+               for frame in forwarded[-2:])  # the frames as captured, not the drawn ones
+    matrix = np.array([[720.0, 0, 320], [0, 720, 240], [0, 0, 1]])
+    write_calibration(tmp_path / "saved.yaml", matrix)
+    dialog.calibrated.emit(str(tmp_path / "saved.yaml"))
+    assert window.settings.calibration_file == str(tmp_path / "saved.yaml")
+    qtbot.waitUntil(lambda: window.output.fresh and np.allclose(window.output.result.camera.matrix, matrix),
+                    timeout=30000)
+    dialog.close()
+    count = len(forwarded)
+    index = window.output.index
+    qtbot.waitUntil(lambda: window.output.index > index + 2, timeout=30000)
+    assert len(forwarded) == count  # none while it is closed
+
+
+def test_view_compare_opens_the_comparison_on_this_source_and_this_window_plays_again_when_it_closes(
+        qtbot, make_window, tmp_path):
+    from app.comparison_window import ComparisonWindow
+
+    spec = replace(texture_folder(tmp_path / "clip", 12), loop=True)
+    settings = AppSettings(model="file", weights_file=str(shipped_weights()), device="cpu", num_keypoints=300)
+    window = make_window(spec, settings)
+    wait_output(qtbot, window)
+    window.actions["compare"].trigger()
+    comparison = window.comparison
+    assert isinstance(comparison, ComparisonWindow)
+    assert comparison.source == spec and window.capture is None  # one source read at a time
+    assert "Comparing" in window.view.banner
+    qtbot.waitUntil(lambda: comparison.output is not None, timeout=60000)
+    comparison.close()
+    assert window.comparison is None and comparison.capture is None and not comparison.processing.is_alive()
+    index = window.output.index
+    qtbot.waitUntil(lambda: window.capture is not None and window.output.fresh and window.output.index != index,
+                    timeout=30000)
+    assert window.view.banner == ""
+
+
+def test_the_keypoint_colouring_is_the_same_in_the_side_panel_and_the_k_shortcut(qtbot, make_window):
+    window = make_window(settings=NO_MODEL)
+    combo = window.panel.keypoint_colours
+    assert combo.currentData() == window.view_options.keypoints
+    window.actions["keypoints"].trigger()
+    assert combo.currentData() == window.view_options.keypoints == "scale"
+    combo.setCurrentIndex(combo.findData("rank"))
+    assert window.view_options.keypoints == "rank"
+    qtbot.waitUntil(lambda: window.pipeline.view.keypoints == "rank", timeout=10000)
