@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from keynet import sources
+from keynet.config import TrackerConfig
 from keynet.describe import DESCRIPTORS, Describer
 from keynet.devices import resolve_device
 from keynet.errors import DeviceError, InputError, KeyNetError
@@ -30,7 +31,7 @@ from keynet.render import Renderer, RenderOptions
 from keynet.results import FrameResult
 from keynet.sources import looping_video
 from keynet.targets import Target, TargetQuality, make_target
-from keynet.tracker import TRACKING, PlanarTracker, tracking_detector
+from keynet.tracker import TRACKING, PlanarTracker, roi_homography, tracking_detector
 from keynet.weights import default_weights, load_model
 
 from .frames import Frame
@@ -224,12 +225,14 @@ class TargetPreview:
         minimum: the keypoints tracking needs (``TargetConfig.min_target_keypoints``).
         frame, box: the (H, W, 3) frame a dragged rectangle cut it from and that (x, y, w, h) rectangle; None for
             a target image.
+        described_by: the tracker that described it and its settings then (kept as it is while they hold).
     """
 
     target: Target
     minimum: int
     frame: np.ndarray | None = None
     box: tuple[int, int, int, int] | None = None
+    described_by: tuple[PlanarTracker, TrackerConfig] | None = None
 
     @property
     def name(self) -> str:
@@ -420,7 +423,7 @@ class TrackingPipeline:
         target = make_target(image, name, tracker.detector, tracker.describer, every_keypoint,
                              self._progress(f"Rating {name}"))
         target.quality = tracker.assess(target)
-        return TargetPreview(target, tracker.config.targets.min_target_keypoints, frame, box)
+        return TargetPreview(target, tracker.config.targets.min_target_keypoints, frame, box, (tracker, tracker.config))
 
     def keep_preview(self, preview: TargetPreview) -> str:
         """Track the previewed target (described again with the settings of now; a dragged rectangle starts as
@@ -435,11 +438,15 @@ class TrackingPipeline:
         if self.tracker is None:
             self.pending_targets.append((image, name))
             return "Target kept: it is tracked once a model is loaded."
-        progress = self._progress(f"Describing {name}")
-        if preview.box is None:
-            target = self.tracker.add_target(image, name, progress=progress)
+        start = None if preview.box is None else roi_homography(preview.box)
+        tracker, config = preview.described_by or (None, None)
+        if tracker is self.tracker and config == self.tracker.config:
+            target = self.tracker.add_described_target(preview.target, start)  # as previewed: not described again
+        elif preview.box is None:  # the settings changed since the preview: described again
+            target = self.tracker.add_target(image, name, progress=self._progress(f"Describing {name}"))
         else:
-            target = self.tracker.add_target_roi(preview.frame, preview.box, name, progress=progress)
+            target = self.tracker.add_target_roi(preview.frame, preview.box, name,
+                                                 progress=self._progress(f"Describing {name}"))
         target.quality = preview.quality
         return f"Tracking {name}: {len(target.xy)} keypoints, {target.quality.stars}/5 stars"
 

@@ -46,6 +46,12 @@ def tracking_detector(model: torch.nn.Module, config: DetectorConfig | None = No
     return KeyNetDetector(model, **{**(config or DetectorConfig()).detector_options(), **overrides})
 
 
+def roi_homography(roi: tuple[int, int, int, int]) -> np.ndarray:
+    """The (3, 3) homography from a target cut at ``roi`` = (x, y, w, h) to the frame it was cut from."""
+    x, y = roi[:2]
+    return np.array([[1, 0, x], [0, 1, y], [0, 0, 1]], np.float64)
+
+
 def corner_sigma(residual_px: float, points: int) -> float:
     """The standard deviation (px) of a homography's corners fitted to ``points`` points whose residuals have the
     RMS ``residual_px``: the residual's standard error for ``HOMOGRAPHY_PARAMETERS`` parameters fitted to 2 x
@@ -146,7 +152,15 @@ class PlanarTracker:
         target = self._make_target(image, name or f"target {len(self.tracks) + 1}", progress)
         if assess:
             target.quality = self.assess(target)
-        self.tracks.append(_TargetTrack(target, make_smoother(self.config.smoothing)))
+        return self.add_described_target(target)
+
+    def add_described_target(self, target: Target, start: np.ndarray | None = None) -> Target:
+        """Track ``target`` as it was made (``keynet.targets.make_target`` with this tracker's detector, describer
+        and settings: nothing is described again); ``start`` (3x3, target to frame): where it starts as found."""
+        track = _TargetTrack(target, make_smoother(self.config.smoothing))
+        if start is not None:
+            track.last_h = np.asarray(start, np.float64)
+        self.tracks.append(track)
         return target
 
     def assess(self, target: Target) -> TargetQuality:
@@ -160,9 +174,10 @@ class PlanarTracker:
         fh, fw = frame.shape[:2]
         if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > fw or y + h > fh:
             raise InputError(f"region {x},{y},{w},{h} (x,y,w,h) is not inside the {fw}x{fh} frame")
-        target = self.add_target(frame[y:y + h, x:x + w].copy(), name, assess, progress)
-        self.tracks[-1].last_h = np.array([[1, 0, x], [0, 1, y], [0, 0, 1]], np.float64)
-        return target
+        target = self._make_target(frame[y:y + h, x:x + w].copy(), name or f"target {len(self.tracks) + 1}", progress)
+        if assess:
+            target.quality = self.assess(target)
+        return self.add_described_target(target, roi_homography(roi))
 
     @property
     def targets(self) -> list[Target]:

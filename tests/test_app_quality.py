@@ -122,10 +122,12 @@ def test_discarding_leaves_no_target(qtbot, window, tmp_path):
 def test_keeping_tracks_it(qtbot, window):
     drag(qtbot, window, (80, 60, 160, 120))
     wait_rated(qtbot, window)
-    stars = window.quality_view.preview.quality.stars
+    previewed = window.quality_view.preview.target
+    stars = previewed.quality.stars
     qtbot.mouseClick(window.quality_view.keep_button, Qt.MouseButton.LeftButton)
     states: list[str] = []
     window.frame_shown.connect(lambda out: states.append(out.state))
     qtbot.waitUntil(lambda: "tracking" in states, timeout=60000)
     assert [name for name, *_ in window.output.targets] == ["region 1"]
     assert window.pipeline.tracker.targets[0].quality.stars == stars
+    assert window.pipeline.tracker.targets[0] is previewed  # kept as rated, not described a second time
