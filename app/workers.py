@@ -106,7 +106,16 @@ class WorkerSignals(QObject):
     progress = pyqtSignal(str, int, int)  # a long task (rendering the demo, describing a target): done, total
 
 
-class CaptureThread(threading.Thread):
+class SlotThread(threading.Thread):
+    """A daemon thread on one side of ``slot`` (the newest frame), reporting through ``signals``."""
+
+    def __init__(self, name: str, slot: LatestFrame, signals: WorkerSignals) -> None:
+        super().__init__(name=name, daemon=True)
+        self.slot = slot
+        self.signals = signals
+
+
+class CaptureThread(SlotThread):
     """Reads a source into ``slot`` until stopped, the source ends, or it fails.
 
     Args:
@@ -120,10 +129,8 @@ class CaptureThread(threading.Thread):
 
     def __init__(self, open_source: Callable[[], FrameSource], slot: LatestFrame, signals: WorkerSignals,
                  fps: float | None = None, loop: bool = False) -> None:
-        super().__init__(name="capture", daemon=True)
+        super().__init__("capture", slot, signals)
         self.open_source = open_source
-        self.slot = slot
-        self.signals = signals
         self.fps = fps
         self.loop = loop
         self.frames_read = 0  # frames read or passed by (``skip``): the index of the next one
@@ -219,7 +226,7 @@ class Pipeline(Protocol):
     def process(self, frame: Frame) -> Any: ...
 
 
-class ProcessingThread(threading.Thread):
+class ProcessingThread(SlotThread):
     """Takes the newest frame from ``slot``, runs ``pipeline.process`` on it and hands the output to the UI.
 
     Changes to the pipeline (settings, target, view options) are posted as callables with ``post`` and run in
@@ -228,10 +235,8 @@ class ProcessingThread(threading.Thread):
     """
 
     def __init__(self, pipeline: Pipeline, slot: LatestFrame, signals: WorkerSignals) -> None:
-        super().__init__(name="processing", daemon=True)
+        super().__init__("processing", slot, signals)
         self.pipeline = pipeline
-        self.slot = slot
-        self.signals = signals
         self.frames_processed = 0
         self._stopped = threading.Event()
         self._commands: list[Callable[[Pipeline], Any]] = []

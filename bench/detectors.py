@@ -43,9 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         if not results:
             print(f"error: no detectors-*.json results in {RESULTS}", file=sys.stderr)
             return 2
-        for name, result in results.items():
-            write_report(name, result, RESULTS)
-        replace_section("detectors", readme_section(results))
+        publish(results, list(results), readme=True)
         return 0
     keep_freed_memory()
     folders = [Path(d) for d in args.data] if args.data else [SHARED_DATA / s for s in DEFAULT_SETS]
@@ -62,14 +60,22 @@ def main(argv: list[str] | None = None) -> int:
         except (FileNotFoundError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        result["settings"]["mode"] = args.mode
-        result["settings"]["weights_digests"] = our_weights_digests()
+        result["settings"].update(mode=args.mode, weights_digests=our_weights_digests())
         atomic_write_json(result, RESULTS / f"detectors-{folder.name}.json")
-        print(write_report(folder.name, result, RESULTS))
         results[folder.name] = result
-        if args.update_readme:  # after every set, so that an interrupted run still shows what it finished
-            replace_section("detectors", readme_section(results))
+        # the README after every set, so that an interrupted run still shows what it finished
+        for text in publish(results, [folder.name], readme=args.update_readme):
+            print(text)
     return 0
+
+
+def publish(results: dict[str, dict], names: list[str], readme: bool) -> list[str]:
+    """Write the tables and plot of each set of ``names`` (keys of ``results``) into ``RESULTS`` and, with
+    ``readme``, the README's section of every set in ``results``; returns each set's Markdown."""
+    texts = [write_report(name, results[name], RESULTS) for name in names]
+    if readme:
+        replace_section("detectors", readme_section(results))
+    return texts
 
 
 if __name__ == "__main__":

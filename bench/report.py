@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,28 @@ DATA_NOTES = {
 }
 
 
+def detector_table(result: dict, kinds: list[str], headings: tuple[str, ...], cells: Callable[[dict], list[str]],
+                   last: tuple[str, Callable[[dict], str]] | None = None) -> list[str]:
+    """A Markdown table with a row per detector of ``result``: for each kind, the ``headings`` columns that
+    ``cells(stats)`` fills from the detector's figures of that kind ({} where it has none), then, if given, a
+    ``last`` (heading, value of the detector's figures) column."""
+    lines = ["| detector | " + " | ".join(f"{k} {h}" for k in kinds for h in headings)
+             + ("" if last is None else f" | {last[0]}") + " |",
+             "|---|" + "---:|" * (len(headings) * len(kinds) + (last is not None))]
+    for name, d in result["detectors"].items():
+        row = [cell for k in kinds for cell in cells(d["by_kind"].get(k) or {})]
+        row += [] if last is None else [last[1](d)]
+        lines.append(f"| {name} | " + " | ".join(row) + " |")
+    return lines
+
+
+def parity(result: dict, sentence: Callable[[dict], str]) -> list[str]:
+    """A paragraph on how our Key.Net-SI agrees with kornia's: ``sentence(result["kornia_agreement"])`` and
+    ``KORNIA_DIFFERENCE``; nothing for a result without those figures."""
+    agree = result.get("kornia_agreement")
+    return ["", sentence(agree) + KORNIA_DIFFERENCE] if agree else []
+
+
 def markdown(result: dict, title: str) -> str:
     """Tables laid out like the paper's Table 2 (repeatability) and Table 3 (matching), one column group per kind."""
     kinds = kinds_of(result)
@@ -51,41 +74,26 @@ def markdown(result: dict, title: str) -> str:
              "Repeatability (%, top 1,000 in the common region, overlap error < 0.4 at 30 px), mean overlap error "
              "of the correspondences and S_range (largest / smallest region), like the paper's Table 2; "
              f"'{RANDOM}' are uniformly random points of one size, what each measure gives by chance:", ""]
-    lines += ["| detector | " + " | ".join(f"{k} Rep SL | {k} Rep L | {k} ε SL | {k} ε L | {k} S range"
-                                             for k in kinds) + " |",
-              "|---|" + "---:|" * (5 * len(kinds))]
-    for name, d in result["detectors"].items():
-        cells = []
-        for k in kinds:
-            s = d["by_kind"].get(k) or {}
-            cells += [f"{s.get('repeatability_sl', 0):.1f}", f"{s.get('repeatability_l', 0):.1f}",
-                      f"{s.get('overlap_error_sl', 0):.2f}", f"{s.get('overlap_error_l', 0):.2f}",
-                      f"{s.get('scale_range', 0):.1f}"]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += detector_table(result, kinds, ("Rep SL", "Rep L", "ε SL", "ε L", "S range"), lambda s: [
+        f"{s.get('repeatability_sl', 0):.1f}", f"{s.get('repeatability_l', 0):.1f}",
+        f"{s.get('overlap_error_sl', 0):.2f}", f"{s.get('overlap_error_l', 0):.2f}", f"{s.get('scale_range', 0):.1f}"])
     lines += ["", f"Matching (like Table 3; one RootSIFT patch descriptor for all, mutual nearest neighbours): "
               f"matching score MS (%, matches within {MATCH_THRESHOLD:g} px / points), MMA at 3 px (% of matches), "
               "homography accuracy H (% of pairs with mean corner error under 1 / 3 / 5 px), detection time:", ""]
-    lines += ["| detector | " + " | ".join(f"{k} MS | {k} MMA@3 | {k} H@1/3/5 px" for k in kinds) + " | s/image |",
-              "|---|" + "---:|" * (3 * len(kinds) + 1)]
-    for name, d in result["detectors"].items():
-        cells = []
-        for k in kinds:
-            s = d["by_kind"].get(k) or {}
-            acc = s.get("homography_accuracy", {})
-            cells += [f"{s.get('matching_score', 0):.1f}", f"{100 * s.get('mma', [0] * 10)[2]:.1f}",
-                      "/".join(f"{100 * acc.get(f'{t}px', 0):.0f}" for t in HOMOGRAPHY_THRESHOLDS)]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {d['seconds_per_image']:.2f} |")
+    lines += detector_table(result, kinds, ("MS", "MMA@3", "H@1/3/5 px"), lambda s: [
+        f"{s.get('matching_score', 0):.1f}", f"{100 * s.get('mma', [0] * 10)[2]:.1f}",
+        "/".join(f"{100 * s.get('homography_accuracy', {}).get(f'{t}px', 0):.0f}" for t in HOMOGRAPHY_THRESHOLDS)],
+        ("s/image", lambda d: f"{d['seconds_per_image']:.2f}"))
     paper = paper_comparison(result)
     if paper:
         lines += ["", "Beside the paper's Table 2 (the full HPatches: 59 viewpoint and 57 illumination sequences):",
                   "", *paper]
-    agree = result.get("kornia_agreement")
-    if agree:
-        lines += ["", f"Parity: {agree['mean_percent']:.1f}% of kornia's KeyNetDetector top-1,000 points (authors' "
-                  f"weights) have one of our Key.Net-SI points with the same weights within {agree['tolerance_px']:g}"
-                  f" px at the same scale (mean over {agree['images']} images, lowest {agree['min_percent']:.1f}%); "
-                  f"of the best 500, {agree['top_half_mean_percent']:.1f}% (lowest "
-                  f"{agree['top_half_min_percent']:.1f}%). Both rows are in the tables above. " + KORNIA_DIFFERENCE]
+    lines += parity(result, lambda agree: (
+        f"Parity: {agree['mean_percent']:.1f}% of kornia's KeyNetDetector top-1,000 points (authors' weights) have "
+        f"one of our Key.Net-SI points with the same weights within {agree['tolerance_px']:g} px at the same scale "
+        f"(mean over {agree['images']} images, lowest {agree['min_percent']:.1f}%); of the best 500, "
+        f"{agree['top_half_mean_percent']:.1f}% (lowest {agree['top_half_min_percent']:.1f}%). Both rows are in the "
+        "tables above. "))
     rank = ranking(result)
     if rank:
         lines += ["", "Ranking against the handcrafted peers of the same group (the paper's Table 2 has Key.Net-SI "
@@ -142,26 +150,17 @@ def readme_section(results: dict[str, dict]) -> str:
     for data, result in results.items():
         kinds = kinds_of(result)
         parts += [f"**{data}** ({len(result['sequences'])} sequences; {machine_line(result['machine'])}). "
-                  + DATA_NOTES.get(data, ""), "",
-                  "| detector | " + " | ".join(f"{k} Rep SL / L | {k} MS" for k in kinds) + " |",
-                  "|---|" + "---:|" * (2 * len(kinds))]
-        for name, d in result["detectors"].items():
-            cells = []
-            for k in kinds:
-                s = d["by_kind"].get(k) or {}
-                cells += [f"{s.get('repeatability_sl', 0):.1f} / {s.get('repeatability_l', 0):.1f}",
-                          f"{s.get('matching_score', 0):.1f}"]
-            parts.append(f"| {name} | " + " | ".join(cells) + " |")
+                  + DATA_NOTES.get(data, ""), ""]
+        parts += detector_table(result, kinds, ("Rep SL / L", "MS"), lambda s: [
+            f"{s.get('repeatability_sl', 0):.1f} / {s.get('repeatability_l', 0):.1f}", f"{s.get('matching_score', 0):.1f}"])
         paper = PAPER_TABLE2["Key.Net-SI"]
         if any(k in paper for k in kinds):
             cells = [f"{paper[k][0]:.1f} / {paper[k][1]:.1f} | –" if k in paper else "– | –" for k in kinds]
             parts.append("| *paper's Table 2: Key.Net-SI, full HPatches* | " + " | ".join(cells) + " |")
-        agree = result.get("kornia_agreement")
-        if agree:
-            parts += ["", f"Our Key.Net-SI and kornia's KeyNetDetector with the authors' weights: "
-                      f"{agree['mean_percent']:.1f}% of kornia's top-1,000 points per image are ours within "
-                      f"{agree['tolerance_px']:g} px at the same scale (lowest {agree['min_percent']:.1f}%); of "
-                      f"the best 500, {agree['top_half_mean_percent']:.1f}%. " + KORNIA_DIFFERENCE]
+        parts += parity(result, lambda agree: (
+            f"Our Key.Net-SI and kornia's KeyNetDetector with the authors' weights: {agree['mean_percent']:.1f}% of "
+            f"kornia's top-1,000 points per image are ours within {agree['tolerance_px']:g} px at the same scale "
+            f"(lowest {agree['min_percent']:.1f}%); of the best 500, {agree['top_half_mean_percent']:.1f}%. "))
         parts += ["", f"![{data}](bench/results/detectors-{data}.png)", ""]
     missing = next(iter(results.values()), {}).get("missing", {})
     for name, why in missing.items():

@@ -26,6 +26,9 @@ labelled "speed only, untrained weights".
     python -m bench.tracking --weights ../shared/reference/keynet_official/keynet_pytorch.pth
     python -m bench.tracking --photos 1 --still-frames 60 --real-frames 0 --max-frames 60 \
         --pipelines keynet+orb,orb --tag smoke   # a short check of the report
+    python -m bench.tracking --device cuda      # Key.Net on the GPU: results/tracking-cuda.{json,md}
+
+Without ``../shared`` the default weights are the shipped ones and only the demo sequence is run.
 """
 
 from __future__ import annotations
@@ -33,23 +36,26 @@ from __future__ import annotations
 import argparse
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from tqdm import tqdm
 
+from keynet.baselines import OpenCVDetector
+from keynet.config import SmoothingConfig, TrackerConfig
 from keynet.demo import FRAME_SUFFIX, cache_dir, camera_path, demo_sequence, render_sequence
 from keynet.demo import VERSION as DEMO_VERSION
 from keynet.describe import Describer
-from keynet.detect import Keypoints
+from keynet.devices import DEVICE_CHOICES, resolve_device
+from keynet.errors import DeviceError
 from keynet.files import atomic_path, atomic_write_json, atomic_write_text
 from keynet.geometry import corner_errors, corners_of, project
 from keynet.model import build_model
 from keynet.runtime import keep_freed_memory
-from keynet.smoothing import SmoothingConfig, make_smoother
+from keynet.smoothing import make_smoother
 from keynet.sources import open_source
 from keynet.tracker import TRACKING, PlanarTracker, tracking_detector
 from keynet.weights import default_weights, load_model
@@ -58,6 +64,7 @@ from .machine import cpu_class, describe_machine, machine_line
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
+AUTHORS_WEIGHTS = REPO.parent / "shared" / "reference" / "keynet_official" / "keynet_pytorch.pth"
 RESULTS = REPO / "bench" / "results"
 FRAME = (640, 480)
 WARMUP_FRAMES = 3  # the first frames of each run are tracked and scored but not timed (one-off kernel set-up)
@@ -67,29 +74,12 @@ STILL_VERSION = 1
 SMOOTHERS = ("one_euro", "kalman")  # the previous and the present display smoothing, replayed on every run
 
 
-class OpenCVDetector:
-    """ORB or SIFT keypoints as ``Keypoints`` (scale = size / 22), so the tracker runs unchanged on them."""
-
-    def __init__(self, name: str, num_keypoints: int = 500) -> None:
-        self.name, self.num = name, num_keypoints
-        self.cv = cv2.ORB_create(num_keypoints) if name == "orb" else cv2.SIFT_create(num_keypoints)
-        self.device = torch.device("cpu")
-        self.min_image_side = 32
-
-    def detect(self, image: np.ndarray, num_keypoints: int | None = None) -> list[Keypoints]:
-        grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        self.cv.setMaxFeatures(num_keypoints or self.num) if self.name == "orb" else None
-        kps = sorted(self.cv.detect(grey, None), key=lambda k: -k.response)[: num_keypoints or self.num]
-        xy = torch.tensor([k.pt for k in kps], dtype=torch.float32).reshape(-1, 2)
-        scale = torch.tensor([k.size / 22 for k in kps], dtype=torch.float32)
-        score = torch.tensor([k.response for k in kps], dtype=torch.float32)
-        return [Keypoints(xy, scale, score)]
-
-
 def unique_photos() -> list[Path]:
-    """The eval sequences' folders, one per distinct 1.png (an ``i_`` and a ``v_`` sequence may share one)."""
+    """The eval sequences' folders, one per distinct 1.png (an ``i_`` and a ``v_`` sequence may share one); none
+    where ``../shared/data/eval_sequences`` is absent."""
     photos: dict[bytes, Path] = {}
-    for folder in sorted((SHARED / "eval_sequences").iterdir()):
+    folders = sorted((SHARED / "eval_sequences").iterdir()) if (SHARED / "eval_sequences").is_dir() else []
+    for folder in folders:
         if (folder / "1.png").is_file():
             photos.setdefault(hashlib.sha1((folder / "1.png").read_bytes()).digest(), folder)
     return list(photos.values())
@@ -107,19 +97,28 @@ def photo_target(folder: Path) -> np.ndarray | None:
     return image[y0:y0 + 300, x0:x0 + 400].copy()
 
 
+def rendered_photo(folder: Path, name: str, frames: int,
+                   render: Callable[[Path, np.ndarray, int], object]) -> Path | None:
+    """The cache folder ``name`` holding ``render(dest, target, frames)`` of ``folder``'s photo target
+    (``photo_target``), rendered on the first call; None when the photo is unreadable."""
+    target = photo_target(folder)
+    if target is None:
+        return None
+    dest = cache_dir() / "bench" / name
+    if not (dest / "homographies.json").is_file():
+        render(dest, target, frames)
+    return dest
+
+
 def photo_sequences(count: int, frames: int) -> list[tuple[str, Path]]:
     """Render ``count`` eval photos (centre 400x300 crops of their 1.png, each photo once), evenly spread over
     them, along the demo's camera path."""
     unique = unique_photos()
     out = []
     for folder in unique[:: max(1, len(unique) // count)][:count]:
-        target = photo_target(folder)
-        if target is None:
-            continue
-        dest = cache_dir() / "bench" / f"{folder.name}-{frames}-v{DEMO_VERSION}"
-        if not (dest / "homographies.json").is_file():
-            render_sequence(dest, target, frames)
-        out.append((f"photo-{folder.name.split('_', 1)[-1]}", dest))  # the photo, not the i_/v_ sequence
+        dest = rendered_photo(folder, f"{folder.name}-{frames}-v{DEMO_VERSION}", frames, render_sequence)
+        if dest is not None:
+            out.append((f"photo-{folder.name.split('_', 1)[-1]}", dest))  # the photo, not the i_/v_ sequence
     return out
 
 
@@ -148,13 +147,9 @@ def still_sequence(frames: int) -> tuple[str, Path] | None:
     """The first distinct eval photo held still for ``frames`` frames (rendered once into the cache); None
     without the eval photos."""
     for folder in unique_photos():
-        target = photo_target(folder)
-        if target is None:
-            continue
-        dest = cache_dir() / "bench" / f"still-{folder.name}-{frames}-v{STILL_VERSION}"
-        if not (dest / "homographies.json").is_file():
-            render_still(dest, target, frames)
-        return f"still-{folder.name.split('_', 1)[-1]}", dest
+        dest = rendered_photo(folder, f"still-{folder.name}-{frames}-v{STILL_VERSION}", frames, render_still)
+        if dest is not None:
+            return f"still-{folder.name.split('_', 1)[-1]}", dest
     return None
 
 
@@ -288,17 +283,18 @@ def run_sequence(tracker: PlanarTracker, frames: Path, target: np.ndarray | tupl
     return res
 
 
-def pipelines(weights: Path, num: int) -> dict[str, tuple[PlanarTracker, str]]:
+def pipelines(weights: Path, num: int, device: str = "cpu") -> dict[str, tuple[PlanarTracker, str]]:
     """The trackers compared: Key.Net with ``weights`` (and with our shipped weights when they exist), ORB, SIFT
-    and Tiny-Key.Net, all on the same tracker."""
-    keynet = tracking_detector(load_model(weights), num_keypoints=num)
+    and Tiny-Key.Net, all on the same tracker; the Key.Net kinds run on ``device`` (ORB and SIFT on the CPU)."""
+    keynet = tracking_detector(load_model(weights), num_keypoints=num, device=device)
     tiny_path = default_weights("tiny_keynet")
     tiny_model = load_model(tiny_path, "tiny_keynet") if tiny_path else build_model("tiny_keynet").eval()
     tiny_label = "our shipped weights" if tiny_path else "speed only, untrained weights"
-    tiny = tracking_detector(tiny_model, num_keypoints=num)
+    tiny = tracking_detector(tiny_model, num_keypoints=num, device=device)
     ours = default_weights("keynet")
     extra = {} if ours is None or ours.resolve() == weights.resolve() else {"keynet-ours+orb": (
-        PlanarTracker(tracking_detector(load_model(ours), num_keypoints=num), Describer(descriptor="orb")),
+        PlanarTracker(tracking_detector(load_model(ours), num_keypoints=num, device=device),
+                      Describer(descriptor="orb")),
         f"Key.Net fast with our shipped weights ({ours.name}), single scale, ORB")}
     return {
         "keynet+orb": (PlanarTracker(keynet, Describer(descriptor="orb")),
@@ -363,10 +359,30 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def benchmark_weights(given: str | None) -> Path:
+    """``--weights``, or by default the authors' weights (``AUTHORS_WEIGHTS``) where they are, else our shipped
+    Key.Net weights.
+
+    Raises:
+        FileNotFoundError: none of them is there.
+    """
+    if given:
+        return Path(given)
+    found = AUTHORS_WEIGHTS if AUTHORS_WEIGHTS.is_file() else default_weights("keynet")
+    if found is None:
+        raise FileNotFoundError(f"no Key.Net weights: neither {AUTHORS_WEIGHTS} nor assets/weights/keynet.pt; "
+                                "give --weights")
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    default_device = TrackerConfig().detector.device
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default=str(REPO.parent / "shared/reference/keynet_official/keynet_pytorch.pth"))
-    parser.add_argument("--num", type=int, default=500)
+    parser.add_argument("--weights", help=f"Key.Net weights (default {AUTHORS_WEIGHTS} where it is, else "
+                        "assets/weights/keynet.pt)")
+    parser.add_argument("--device", default=default_device,
+                        help=f"{', '.join(DEVICE_CHOICES)} or cuda:N: where Key.Net runs (default {default_device})")
+    parser.add_argument("--num", type=int, default=TrackerConfig().detector.num_keypoints)
     parser.add_argument("--photos", type=int, default=11, help="rendered eval photos (default 11: each one)")
     parser.add_argument("--photo-frames", type=int, default=60)
     parser.add_argument("--still-frames", type=int, default=60, help="frames of the still sequence (0: none)")
@@ -374,8 +390,15 @@ def main() -> None:
     parser.add_argument("--max-frames", type=int, default=None, help="track at most this many frames of each")
     parser.add_argument("--pipelines", default=None, help="comma-separated pipeline names (default: all)")
     parser.add_argument("--note", default="", help="a sentence for the results (how the machine was loaded)")
-    parser.add_argument("--tag", default="cpu")
-    args = parser.parse_args()
+    parser.add_argument("--tag", default=None, help="results name tracking-TAG (default: the device type, cpu or "
+                        "cuda)")
+    args = parser.parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+        weights = benchmark_weights(args.weights)
+    except (DeviceError, FileNotFoundError) as exc:
+        parser.error(str(exc))
+    tag = args.tag or device.type
     keep_freed_memory()  # as the app and the CLI: no page faults on fresh memory every frame, for every pipeline
     print(f"CPU class: {cpu_class()}", flush=True)
     sequences: list[tuple[str, Path, np.ndarray | tuple[int, int, int, int] | None, np.ndarray | None]] = []
@@ -392,15 +415,16 @@ def main() -> None:
     if args.real_frames > 0 and (SHARED / "video" / "freiburg").is_dir():
         sequences.append(("freiburg", real_clip("freiburg", SHARED / "video" / "freiburg", args.real_frames),
                           None, None))
-    runs = pipelines(Path(args.weights), args.num)
+    runs = pipelines(weights, args.num, str(device))
     if args.pipelines:
         wanted = args.pipelines.split(",")
         unknown = set(wanted) - set(runs)
         if unknown:
             parser.error(f"unknown pipelines {sorted(unknown)}; known: {', '.join(runs)}")
         runs = {k: v for k, v in runs.items() if k in wanted}
-    results = {"machine": describe_machine(), "load_average": [
+    results = {"machine": describe_machine(str(device)), "load_average": [
         float(v) for v in Path("/proc/loadavg").read_text().split()[:3]], "num_keypoints": args.num,
+        "device": str(device),
         "note": args.note, "pipelines": {k: v[1] for k, v in runs.items()}, "sequences": {}}
     for name, frames, target, truth in tqdm(sequences, desc="sequences"):
         per = {}
@@ -412,8 +436,8 @@ def main() -> None:
         print(name, {k: (round(v["tracked_share"], 3), v.get("corner_rms_px"), round(v["fps"], 1))
                      for k, v in per.items()}, flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(results, RESULTS / f"tracking-{args.tag}.json")
-    atomic_write_text(markdown(results), RESULTS / f"tracking-{args.tag}.md")
+    atomic_write_json(results, RESULTS / f"tracking-{tag}.json")
+    atomic_write_text(markdown(results), RESULTS / f"tracking-{tag}.md")
     print(markdown(results))
 
 

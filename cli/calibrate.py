@@ -21,7 +21,7 @@ from keynet.errors import InputError, SourceError
 from keynet.files import check_output_path
 from keynet.sources import FrameSource, open_source
 
-from .errors import Interrupted, reporting_errors, stopping_on_signals
+from .errors import Interrupted, interruptible
 from .options import count, positive_number
 from .progress import progress_bar
 
@@ -56,14 +56,9 @@ def collect_views(calibrator: Calibrator, source: FrameSource, max_frames: int) 
     return ""
 
 
-@reporting_errors
-def run_calibrate(args: argparse.Namespace) -> int:
-    with stopping_on_signals():
-        return calibrate_command(args)
-
-
+@interruptible
 def calibrate_command(args: argparse.Namespace) -> int:
-    """The ``calibrate`` command's work (signals already turned into ``Interrupted``)."""
+    """The ``calibrate`` command (signals turned into ``Interrupted``)."""
     spec = board_spec(args)
     if args.print_board:
         if args.out:
@@ -126,4 +121,4 @@ def add_calibrate_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--fast", action="store_true",
                    help="skip the slower, more robust board search on frames where the fast one fails")
     p.add_argument("--dpi", type=positive_number, default=300.0, help="PNG board resolution (default 300)")
-    p.set_defaults(run=run_calibrate)
+    p.set_defaults(run=calibrate_command)

@@ -51,7 +51,8 @@ def run_detect(args: argparse.Namespace) -> int:
             except cv2.error:
                 written = False
             if not written:
-                raise OutputError(f"cannot write {args.out}: OpenCV does not know the image format of its extension")
+                raise OutputError(f"cannot write {args.out}: OpenCV could not write the image (a full disk, or a "
+                                  "file size limit); the previous file is kept")
     if not args.json:
         print(f"{len(kps)} keypoints" + (f", drawn to {args.out}" if args.out else ""))
     return 0

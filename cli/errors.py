@@ -37,6 +37,18 @@ def reporting_errors(run: Command) -> Command:
     return reported
 
 
+def interruptible(run: Command) -> Command:
+    """``reporting_errors(run)`` with SIGINT, SIGTERM and SIGHUP raising ``Interrupted`` while ``run`` runs (see
+    ``stopping_on_signals``), so that a long command can finish its outputs with what it has."""
+
+    @functools.wraps(run)
+    def stoppable(args: argparse.Namespace) -> int:
+        with stopping_on_signals():
+            return run(args)
+
+    return reporting_errors(stoppable)
+
+
 class Interrupted(Exception):
     """The run was asked to stop by a signal (``signal_name``: "SIGINT", "SIGTERM" or "SIGHUP")."""
 

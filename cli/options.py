@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
+from typing import TypeVar
 
 from keynet.config import DetectorConfig
 from keynet.devices import DEVICE_CHOICES
 from keynet.model import ARCHITECTURES
+
+T = TypeVar("T", int, float)
 
 
 def add_weights_option(parser: argparse.ArgumentParser) -> None:
@@ -23,26 +27,25 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
                         help=f"{', '.join(DEVICE_CHOICES)} or cuda:N (default {default})")
 
 
+def _number_argument(text: str, convert: Callable[[str], T], valid: Callable[[T], bool], expected: str) -> T:
+    """``convert(text)`` when it parses and is ``valid``; otherwise an argparse error saying ``expected``."""
+    try:
+        value = convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}") from None
+    if not valid(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}; got {text}")
+    return value
+
+
 def count(text: str) -> int:
     """An argparse type: a whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0; got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0; got {value}")
-    return value
+    return _number_argument(text, int, lambda value: value >= 0, "a whole number >= 0")
 
 
 def positive_number(text: str) -> float:
     """An argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0; got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0; got {text}")
-    return value
+    return _number_argument(text, float, lambda value: math.isfinite(value) and value > 0, "a finite number > 0")
 
 
 def add_architecture_option(parser: argparse.ArgumentParser) -> None:

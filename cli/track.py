@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from keynet.sources import FrameSource, looping_video, open_source
 from keynet.tracker import TRACKING, PlanarTracker, tracking_detector
 from keynet.weights import load_model, resolve_weights
 
-from .errors import Interrupted, reporting_errors, stopping_on_signals
+from .errors import Interrupted, interruptible
 from .options import add_architecture_option, add_device_option, add_weights_option, count, positive_number
 from .progress import progress_bar
 from .video import VIDEO_CODECS, VideoOut, check_video_path
@@ -59,21 +60,30 @@ def make_renderer(overlay: str, **options: Any) -> Renderer:
     return Renderer(as_bgr(read_image(overlay)), overlay="image", **options)
 
 
+#: The command's number options: flag name -> (the ``TrackerConfig`` field it sets, its argparse type, help).
+NUMBER_OPTIONS: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "num": ("num_keypoints", count, "keypoints per frame"),
+    "nms": ("nms_size", count, "NMS window size"),
+    "ratio": ("ratio", positive_number, "ratio test threshold"),
+    "ransac": ("ransac_threshold", positive_number, "MAGSAC threshold in pixels"),
+}
+
+
 def tracker_config(args: argparse.Namespace) -> TrackerConfig:
     """The defaults of ``TrackerConfig`` with the command's options."""
-    return TrackerConfig().replace(num_keypoints=args.num, nms_size=args.nms, multi_scale=args.multi_scale,
-                                   device=args.device, descriptor=args.descriptor, ratio=args.ratio,
-                                   ransac_threshold=args.ransac)
+    numbers = {field: getattr(args, flag) for flag, (field, _, _) in NUMBER_OPTIONS.items()}
+    return TrackerConfig().replace(**numbers, multi_scale=args.multi_scale, device=args.device,
+                                   descriptor=args.descriptor)
 
 
 def make_tracker(args: argparse.Namespace) -> PlanarTracker:
     """The tracker the options describe, without targets."""
     config = tracker_config(args)
+    camera = Camera.from_file(args.calibration) if args.calibration else None  # a bad file before the model loads
     model = load_model(resolve_weights(args.weights, args.architecture), args.architecture)
     detector = tracking_detector(model, config.detector)
     describer = Describer(descriptor=config.matching.descriptor, weights=args.descriptor_weights,
                           device=str(detector.device))
-    camera = Camera.from_file(args.calibration) if args.calibration else None
     return PlanarTracker(detector, describer, camera, config=config)
 
 
@@ -120,14 +130,9 @@ def default_target(args: argparse.Namespace) -> str | None:
     return args.target
 
 
-@reporting_errors
-def run_track(args: argparse.Namespace) -> int:
-    with stopping_on_signals():
-        return track(args)
-
-
+@interruptible
 def track(args: argparse.Namespace) -> int:
-    """The ``track`` command's work (signals already turned into ``Interrupted``)."""
+    """The ``track`` command (signals turned into ``Interrupted``)."""
     target = default_target(args)
     if (target is None) == (args.roi is None):
         raise InputError("give exactly one of --target IMAGE or --roi x,y,w,h (with --source demo the demo's "
@@ -183,7 +188,6 @@ def track(args: argparse.Namespace) -> int:
 def add_track_command(commands: argparse._SubParsersAction) -> None:
     """The ``track`` command; its defaults are ``TrackerConfig()``'s and ``RenderOptions()``'s."""
     defaults, drawn = TrackerConfig(), RenderOptions()
-    detector, matching, geometry = defaults.detector, defaults.matching, defaults.geometry
     p = commands.add_parser("track", help="track a planar target and draw AR content on it (headless)")
     p.add_argument("--source", required=True, help="video file, image folder, camera:N or demo")
     p.add_argument("--target", help="image of the planar target (default with --source demo: the demo's poster)")
@@ -195,19 +199,14 @@ def add_track_command(commands: argparse._SubParsersAction) -> None:
                    "see the README's schema)")
     add_weights_option(p)
     add_architecture_option(p)
-    p.add_argument("--num", type=count, default=detector.num_keypoints,
-                   help=f"keypoints per frame (default {detector.num_keypoints})")
-    p.add_argument("--nms", type=count, default=detector.nms_size,
-                   help=f"NMS window size (default {detector.nms_size})")
-    p.add_argument("--multi-scale", action="store_true", default=detector.multi_scale,
+    flat = defaults.flat()
+    for flag, (field, kind, text) in NUMBER_OPTIONS.items():
+        p.add_argument(f"--{flag}", type=kind, default=flat[field], help=f"{text} (default {flat[field]:g})")
+    p.add_argument("--multi-scale", action="store_true", default=defaults.detector.multi_scale,
                    help="detect on a pyramid (slower)")
-    p.add_argument("--descriptor", default=matching.descriptor, choices=DESCRIPTORS,
-                   help=f"descriptor (default {matching.descriptor})")
+    p.add_argument("--descriptor", default=defaults.matching.descriptor, choices=DESCRIPTORS,
+                   help=f"descriptor (default {defaults.matching.descriptor})")
     p.add_argument("--descriptor-weights", help="HardNet weights file for --descriptor hardnet")
-    p.add_argument("--ratio", type=positive_number, default=matching.ratio,
-                   help=f"ratio test threshold (default {matching.ratio})")
-    p.add_argument("--ransac", type=positive_number, default=geometry.ransac_threshold,
-                   help=f"MAGSAC threshold in pixels (default {geometry.ransac_threshold:g})")
     p.add_argument("--calibration", help="camera calibration (OpenCV YAML/XML or JSON: camera_matrix, dist_coeffs)")
     p.add_argument("--keypoints", default=drawn.keypoints, choices=["off", "score", "scale", "rank"],
                    help=f"draw keypoints coloured by score or scale (default {drawn.keypoints})")
@@ -215,4 +214,4 @@ def add_track_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--tracks", action="store_true", help="draw keypoint tracks as trails")
     p.add_argument("--max-frames", type=count, default=0, help="stop after this many frames (0: all)")
     add_device_option(p)
-    p.set_defaults(run=run_track)
+    p.set_defaults(run=track)

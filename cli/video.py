@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from keynet.errors import InputError, OutputError
+from keynet.errors import OutputError
 from keynet.files import atomic_path, check_output_path
 
 #: The video formats ``--out`` writes, by suffix: the codec (FourCC) OpenCV encodes them with.
@@ -25,10 +25,7 @@ def check_video_path(path: str | Path) -> Path:
     Raises:
         InputError: another suffix. OutputError: see ``keynet.files.check_output_path``.
     """
-    path = Path(path)
-    if path.suffix.lower() not in VIDEO_CODECS:
-        raise InputError(f"--out {path}: expected a video file name ending in {', '.join(VIDEO_CODECS)}")
-    return check_output_path(path, "--out")
+    return check_output_path(path, "--out", VIDEO_CODECS, "video")
 
 
 def frames_in(path: Path) -> int:

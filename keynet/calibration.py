@@ -304,10 +304,7 @@ def check_calibration_path(path: str | Path) -> Path:
     Raises:
         InputError: another suffix. OutputError: see ``keynet.files.check_output_path``.
     """
-    path = Path(path)
-    if path.suffix.lower() not in CALIBRATION_SUFFIXES:
-        raise InputError(f"calibration file {path}: expected a {', '.join(CALIBRATION_SUFFIXES)} file name")
-    return check_output_path(path, "calibration file")
+    return check_output_path(path, "calibration file", CALIBRATION_SUFFIXES)
 
 
 def save_calibration(result: CalibrationResult, path: str | Path) -> Path:

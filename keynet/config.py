@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from .errors import OptionError, check_options
-from .smoothing import SmoothingConfig
 
 
 @dataclass(frozen=True)
@@ -54,19 +53,29 @@ class DetectorConfig:
 class MatchingConfig:
     """Descriptor, target matching and frame-to-frame tracks.
 
-    ``ratio``: ratio test threshold; ``guide_radius``: guided matching's largest distance of a match from its
-    prediction (px); ``track_radius``: frame-to-frame tracks' largest motion between frames (px); ``coherent_*``:
+    ``ratio``: ratio test threshold, in (0, 1] (1: no test); ``guide_radius``: guided matching's largest distance of
+    a match from its prediction (px); ``guided_keep_share``: a guided estimate with fewer inliers than this share of
+    the last frame's is checked against matching over the whole frame, and the one with more inliers is taken (a
+    target that moved beyond the guide between two processed frames is not locked onto a few chance matches);
+    ``track_radius``: frame-to-frame tracks' largest motion between frames (px); ``coherent_*``:
     ``keynet.match.coherent_motion``'s limits for a track to continue.
     """
 
     descriptor: str = "orb"
     ratio: float = 0.9
     guide_radius: float = 40.0
+    guided_keep_share: float = 0.5
     track_radius: float = 40.0
     coherent_neighbours: int = 8
     coherent_min_px: float = 3.0
     coherent_share: float = 0.3
     coherent_gradient: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.ratio <= 1:
+            raise OptionError(f"ratio must be in (0, 1] (1: no ratio test); got {self.ratio}")
+        if not 0 <= self.guided_keep_share <= 1:
+            raise OptionError(f"guided_keep_share must be in [0, 1]; got {self.guided_keep_share}")
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,30 @@ class AlignmentConfig:
     align_fit_iterations: int = 6
     align_weight_step: int = 2
     align_converged_px: float = 1.0
+
+
+@dataclass(frozen=True)
+class SmoothingConfig:
+    """How the shown corners are smoothed.
+
+    ``method``: "kalman" (constant-velocity Kalman filter) or "one_euro" (the One-Euro filter, Casiez et al.,
+    CHI 2012). Kalman: ``process_noise`` the spectral density of the corners' random acceleration (px² / s³;
+    larger follows changes of speed sooner and smooths less; small, as the maneuver gate follows real changes),
+    ``default_sigma_px`` the estimate's corner standard deviation (px) when the tracker gives none,
+    ``min_sigma_px`` the least standard deviation it is taken as (the estimate's own figure leaves out its
+    systematic errors, and a tiny one would switch the smoothing off), ``maneuver_gate`` the mean normalised
+    innovation squared above which the prediction's covariance is inflated by the excess. One-Euro:
+    ``min_cutoff`` (Hz) at rest, ``beta`` how fast the cutoff grows with speed, ``d_cutoff`` (Hz) for the speed.
+    """
+
+    method: str = "kalman"
+    process_noise: float = 0.05
+    default_sigma_px: float = 0.1
+    min_sigma_px: float = 0.05
+    maneuver_gate: float = 2.0
+    min_cutoff: float = 2.0
+    beta: float = 0.2
+    d_cutoff: float = 1.0
 
 
 PARTS: dict[str, type] = {"detector": DetectorConfig, "matching": MatchingConfig, "targets": TargetConfig,

@@ -14,29 +14,39 @@ import re
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import OutputError
+from .errors import InputError, OutputError
 
 _TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp(\.[^.]*)?$")  # .<stem>.<pid>.<random>.tmp<suffix>
 
 
-def check_output_path(path: str | Path, what: str = "output") -> Path:
-    """``path`` as a place a new file may be written: absent or a regular file, in a writable folder.
+def check_output_path(path: str | Path, what: str = "output", suffixes: Iterable[str] | None = None,
+                      kind: str = "") -> Path:
+    """``path`` as a place a new file may be written: absent or a regular file, in a writable folder, and, when
+    ``suffixes`` (lower-case, with the dot) are given, named with one of them (any case).
 
     Raises:
+        InputError: a suffix not in ``suffixes`` (the message calls the expected file a ``kind`` file name, or
+            names the suffixes when ``kind`` is empty).
         OutputError: ``path`` is a folder, a device, a link or another special file, or its folder cannot be
             written.
     """
     path = Path(path)
+    if suffixes is not None:
+        allowed = tuple(suffixes)
+        if path.suffix.lower() not in allowed:
+            listed = ", ".join(allowed)
+            expected = f"{kind} file name ending in {listed}" if kind else f"{listed} file name"
+            raise InputError(f"{what} {path}: expected a {expected}")
     if path.is_symlink():
         raise OutputError(f"{what} {path} is a symbolic link; give the file it points to, or another name")
     if path.exists() and not path.is_file():
-        kind = "a folder" if path.is_dir() else "not a regular file (a device, pipe or socket)"
-        raise OutputError(f"{what} {path} is {kind}; give a file name")
+        kind_of_file = "a folder" if path.is_dir() else "not a regular file (a device, pipe or socket)"
+        raise OutputError(f"{what} {path} is {kind_of_file}; give a file name")
     folder = path.parent
     existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
     if not existing.is_dir():
@@ -148,9 +158,10 @@ class JsonLinesLog:
     """Records written to ``path`` as JSON Lines as they come, so an interrupted run keeps them.
 
     Nothing touches ``path`` until the first ``write``: then it is replaced, atomically, by ``header`` and that
-    record; later records are appended and flushed one by one (fsynced at least every ``sync_seconds``), so a
+    record; later records are appended one by one, unbuffered (fsynced at least every ``sync_seconds``), so a
     killed process loses at most that much. ``close(summary)`` appends the summary as the last line; a run that
-    wrote no record leaves ``path`` as it was.
+    wrote no record leaves ``path`` as it was. A record that cannot be written whole (a full disk) is cut off
+    again, so the file always ends with a whole record; the log then takes no more.
 
     Raises:
         OutputError: ``path`` cannot be written (checked when the log is made, before any work).
@@ -161,37 +172,51 @@ class JsonLinesLog:
         self.header, self.sync_seconds = header, sync_seconds
         self.records = 0
         self._file: Any = None
+        self._whole = 0  # the file's length up to its last whole record
         self._synced = 0.0
 
-    def _line(self, obj: dict[str, Any]) -> str:
-        return json.dumps(obj, separators=(",", ":")) + "\n"
+    def _line(self, obj: dict[str, Any]) -> bytes:
+        return (json.dumps(obj, separators=(",", ":")) + "\n").encode("utf-8")
+
+    def _append(self, data: bytes) -> None:
+        """Append ``data`` whole, or cut the file back to its last whole record, close it and raise."""
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[self._file.write(view):]
+        except OSError:
+            self._file.truncate(self._whole)
+            self._file.close()
+            self._file = False  # broken: no more records
+            raise
+        self._whole += len(data)
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record (a JSON object)."""
+        if self._file is False:
+            raise OutputError(f"cannot write {self.path}: an earlier record could not be written")
         with writing(self.path):
             if self._file is None:
+                first = self._line(self.header) + self._line(record)
                 with atomic_path(self.path) as tmp:
-                    tmp.write_text(self._line(self.header) + self._line(record), encoding="utf-8")
-                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the run)
-                self._synced = time.monotonic()
+                    tmp.write_bytes(first)
+                self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 (kept open for the run)
+                self._whole, self._synced = len(first), time.monotonic()
             else:
-                self._file.write(self._line(record))
-                self._file.flush()
+                self._append(self._line(record))
                 if time.monotonic() - self._synced >= self.sync_seconds:
                     os.fsync(self._file.fileno())
                     self._synced = time.monotonic()
         self.records += 1
 
     def close(self, summary: dict[str, Any]) -> None:
-        """Append ``summary`` and close (nothing happens when no record was written; safe to call twice)."""
-        if self._file is None:
+        """Append ``summary`` and close (nothing happens when no record was written or the log broke; safe to
+        call twice)."""
+        if not self._file:
             return
-        try:
-            with writing(self.path):
-                self._file.write(self._line(summary))
-                self._file.flush()
-                os.fsync(self._file.fileno())
-        finally:
+        with writing(self.path):
+            self._append(self._line(summary))
+            os.fsync(self._file.fileno())
             self._file.close()
             self._file = None
 

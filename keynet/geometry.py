@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,11 +152,12 @@ class Camera:
                     dist = np.zeros(5)
             matrix = np.asarray(matrix, np.float64).reshape(3, 3)
             dist = np.asarray(dist, np.float64).ravel()
-        except (ValueError, KeyError, TypeError, AttributeError, cv2.error) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, cv2.error, SystemError) as exc:
             raise InputError(f"calibration file {path} does not parse: expected {expected} "
-                             f"(OpenCV YAML/XML or JSON); {type(exc).__name__}: {exc}") from None
+                             f"(OpenCV YAML/XML or JSON); {_reason(exc)}") from None
         if not np.all(np.isfinite(matrix)) or matrix[0, 0] <= 0 or matrix[1, 1] <= 0:
-            raise InputError(f"calibration file {path}: camera_matrix needs positive focal lengths; got {matrix}")
+            raise InputError(f"calibration file {path}: camera_matrix needs positive focal lengths; got "
+                             f"{matrix.tolist()}")
         return cls(matrix, dist)
 
     def to_dict(self) -> dict[str, list]:
@@ -168,6 +170,17 @@ class Camera:
         """The inverse of ``to_dict``."""
         return cls(np.asarray(data["camera_matrix"], np.float64).reshape(3, 3),
                    np.asarray(data.get("dist_coeffs", np.zeros(5)), np.float64).ravel())
+
+
+def _reason(exc: BaseException) -> str:
+    """Why reading a file failed, in one line: an OpenCV error without its source location (cv2.FileStorage's
+    parser raises it wrapped in a ``SystemError``), another error by its type and message."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, SystemError) and isinstance(cause, cv2.error):
+        exc = cause
+    text = re.sub(r"^OpenCV\([^)]*\) \S+: error: ", "", str(exc)) if isinstance(exc, cv2.error) else \
+        f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
 
 
 @dataclass

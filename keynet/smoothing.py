@@ -11,38 +11,14 @@ again. ``OneEuroFilter`` is the previous smoother (``method="one_euro"``), kept 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
+from .config import SmoothingConfig
 from .errors import OptionError
 
 METHODS = ("kalman", "one_euro")
-
-
-@dataclass(frozen=True)
-class SmoothingConfig:
-    """How the shown corners are smoothed.
-
-    ``method``: "kalman" (constant-velocity Kalman filter) or "one_euro" (the One-Euro filter, Casiez et al.,
-    CHI 2012). Kalman: ``process_noise`` the spectral density of the corners' random acceleration (px² / s³;
-    larger follows changes of speed sooner and smooths less; small, as the maneuver gate follows real changes),
-    ``default_sigma_px`` the estimate's corner standard deviation (px) when the tracker gives none,
-    ``min_sigma_px`` the least standard deviation it is taken as (the estimate's own figure leaves out its
-    systematic errors, and a tiny one would switch the smoothing off), ``maneuver_gate`` the mean normalised
-    innovation squared above which the prediction's covariance is inflated by the excess. One-Euro:
-    ``min_cutoff`` (Hz) at rest, ``beta`` how fast the cutoff grows with speed, ``d_cutoff`` (Hz) for the speed.
-    """
-
-    method: str = "kalman"
-    process_noise: float = 0.05
-    default_sigma_px: float = 0.1
-    min_sigma_px: float = 0.05
-    maneuver_gate: float = 2.0
-    min_cutoff: float = 2.0
-    beta: float = 0.2
-    d_cutoff: float = 1.0
 
 
 class OneEuroFilter:

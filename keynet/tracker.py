@@ -93,6 +93,7 @@ class _TargetTrack:
         self.state = SEARCHING
         self.misses = 0
         self.last_h: np.ndarray | None = None
+        self.last_inliers = 0  # of the last accepted estimate
         self.smoother = smoother
 
 
@@ -275,13 +276,17 @@ class PlanarTracker:
             return self._missed(track, frame, matches, estimate), np.zeros(0, np.float32)
         h, sigma = self._refine(track.target, estimate, frame)
         track.misses, track.last_h, track.state = 0, h, TRACKING
+        track.last_inliers = int(estimate.inliers.sum())
         result = self._result(track, frame, h, h, matches, estimate.inliers, "", sigma)
         return result, estimate.distances
 
     def _estimate(self, track: _TargetTrack, frame: _Frame) -> _Estimate:
-        """Match and estimate: guided by the last pose first (when there is one), then over the whole frame."""
+        """Match and estimate: guided by the last pose first (when there is one), then over the whole frame when
+        the guided estimate is refused or weak (``MatchingConfig.guided_keep_share``); the accepted estimate with
+        the most inliers wins."""
         target, geometry = track.target, self.config.geometry
-        estimate = _Estimate(np.zeros((0, 2), np.int64), np.zeros(0, np.float32), None, np.zeros(0, bool), "")
+        weak = self.config.matching.guided_keep_share * track.last_inliers
+        best = _Estimate(np.zeros((0, 2), np.int64), np.zeros(0, np.float32), None, np.zeros(0, bool), "")
         for guided in ([True, False] if track.last_h is not None else [False]):
             with frame.timer("match"):
                 m, distances = self._match(track, frame, guided)
@@ -291,9 +296,11 @@ class PlanarTracker:
                 if not rejected and inliers.sum() < geometry.min_inliers:
                     rejected = f"{int(inliers.sum())} inliers (< {geometry.min_inliers})"
             estimate = _Estimate(m, distances, h, inliers, rejected)
-            if not rejected:
+            if best.homography is None or best.rejected or (not rejected and inliers.sum() > best.inliers.sum()):
+                best = estimate
+            if not best.rejected and not (guided and inliers.sum() < weak):
                 break
-        return estimate
+        return best
 
     def _match(self, track: _TargetTrack, frame: _Frame, guided: bool) -> tuple[np.ndarray, np.ndarray]:
         target, matching = track.target, self.config.matching

@@ -3,6 +3,8 @@ brute-force sums, analytic cases and ground-truth homographies."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
@@ -33,6 +35,34 @@ def perturbed(rng: np.random.Generator, h: np.ndarray, amount: float) -> np.ndar
     """``h`` with each target corner moved by up to ``amount`` px in x and y."""
     moved = project(h, CORNERS) + rng.uniform(-amount, amount, (4, 2))
     return cv2.getPerspectiveTransform(CORNERS, moved.astype(np.float32))
+
+
+class Scene(NamedTuple):
+    """An alignment case: (H, W) uint8 ``target`` and ``frame``, a (3, 3) ``start`` homography, (N, 2) target
+    ``points``."""
+
+    rng: np.random.Generator
+    target: np.ndarray
+    frame: np.ndarray
+    start: np.ndarray
+    points: np.ndarray
+
+
+def warped_scene(seed: int, corner_shift: float) -> Scene:
+    """A textured target, the 640x480 frame showing it through ``H_TRUE``, a start homography with each corner
+    moved by up to ``corner_shift`` px, 150 alignment points inside the target, and the generator that made them."""
+    rng = np.random.default_rng(seed)
+    target = textured(rng)
+    frame = cv2.warpPerspective(target, H_TRUE, (640, 480), flags=cv2.INTER_CUBIC)
+    start = perturbed(rng, H_TRUE, corner_shift)
+    return Scene(rng, target, frame, start, rng.uniform([20, 20], [300, 220], (150, 2)))
+
+
+def textureless() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A flat grey 100x100 target, a translation and the 200x200 frame showing the target through it."""
+    target = np.full((100, 100), 128, np.uint8)
+    h = np.array([[1.0, 0, 10], [0, 1.0, 5], [0, 0, 1]])
+    return target, h, cv2.warpPerspective(target, h, (200, 200))
 
 
 def corner_error(h: np.ndarray) -> float:
@@ -109,22 +139,15 @@ def test_weighted_fit_keeps_the_start_without_enough_information():
 
 
 def test_alignment_brings_a_perturbed_homography_to_the_true_one():
-    rng = np.random.default_rng(1)
-    target = textured(rng)
-    frame = cv2.warpPerspective(target, H_TRUE, (640, 480), flags=cv2.INTER_CUBIC)
-    h_start = perturbed(rng, H_TRUE, 1.5)
-    aligned = align_homography(target, frame, h_start, rng.uniform([20, 20], [300, 220], (150, 2)))
+    _, target, frame, h_start, points = warped_scene(1, 1.5)
+    aligned = align_homography(target, frame, h_start, points)
     assert corner_error(h_start) > 1.0 and corner_error(aligned) < 0.1
 
 
 def test_a_second_pass_brings_back_points_beyond_the_shift_limit():
     # Corners 3-4 px off: many points have to move further than max_shift (2 px) and are left out of the first fit;
     # the second pass starts from it and keeps them.
-    rng = np.random.default_rng(5)
-    target = textured(rng)
-    frame = cv2.warpPerspective(target, H_TRUE, (640, 480), flags=cv2.INTER_CUBIC)
-    h_start = perturbed(rng, H_TRUE, 4.0)
-    points = rng.uniform([20, 20], [300, 220], (150, 2))
+    _, target, frame, h_start, points = warped_scene(5, 4.0)
     one, two = (align_homography(target, frame, h_start, points, AlignmentConfig(align_passes=p))
                 for p in (1, 2))
     assert corner_error(h_start) > 3.0 and corner_error(two) < 0.1 and corner_error(two) < corner_error(one)
@@ -166,21 +189,16 @@ def test_local_brightness_follows_a_slow_lighting_change_and_keeps_the_texture()
 
 
 def test_alignment_keeps_the_homography_on_a_textureless_target():
-    target = np.full((100, 100), 128, np.uint8)
-    h = np.array([[1.0, 0, 10], [0, 1.0, 5], [0, 0, 1]])
-    frame = cv2.warpPerspective(target, h, (200, 200))
+    target, h, frame = textureless()
     assert np.allclose(align_homography(target, frame, h, np.random.default_rng(0).uniform(10, 90, (30, 2))), h)
 
 
 def test_align_reports_the_refit_residual_or_none_when_it_keeps_the_start():
-    rng = np.random.default_rng(1)
-    target = textured(rng)
-    frame = cv2.warpPerspective(target, H_TRUE, (640, 480), flags=cv2.INTER_CUBIC)
-    found = align(target, frame, perturbed(rng, H_TRUE, 1.5), rng.uniform([20, 20], [300, 220], (150, 2)))
+    rng, target, frame, h_start, points = warped_scene(1, 1.5)
+    found = align(target, frame, h_start, points)
     assert found.residual_px is not None and found.residual_px < 0.1 and found.inliers > 100
-    flat = np.full((100, 100), 128, np.uint8)
-    h = np.array([[1.0, 0, 10], [0, 1.0, 5], [0, 0, 1]])
-    kept = align(flat, cv2.warpPerspective(flat, h, (200, 200)), h, rng.uniform(10, 90, (30, 2)))
+    flat, h, flat_frame = textureless()
+    kept = align(flat, flat_frame, h, rng.uniform(10, 90, (30, 2)))
     assert kept.residual_px is None and kept.homography is h
 
 
@@ -211,11 +229,7 @@ def test_window_weights_at_a_reduced_size_keep_the_directions():
 
 
 def test_a_converged_first_pass_is_the_last():
-    rng = np.random.default_rng(1)
-    target = textured(rng)
-    frame = cv2.warpPerspective(target, H_TRUE, (640, 480), flags=cv2.INTER_CUBIC)
-    h_start = perturbed(rng, H_TRUE, 0.3)  # the first pass moves no corner by 1 px
-    points = rng.uniform([20, 20], [300, 220], (150, 2))
+    _, target, frame, h_start, points = warped_scene(1, 0.3)  # the first pass moves no corner by 1 px
     one = align_homography(target, frame, h_start, points, AlignmentConfig(align_passes=1))
     converged = align_homography(target, frame, h_start, points, AlignmentConfig(align_converged_px=1.0))
     two = align_homography(target, frame, h_start, points, AlignmentConfig(align_converged_px=0.0))

@@ -14,6 +14,20 @@ from app.recording import PoseLog, VideoRecorder, save_snapshot, to_jsonable
 from keynet.errors import OutputError
 
 
+def read_back(path) -> tuple[list[np.ndarray], float]:
+    """Every frame OpenCV decodes from the video at ``path``, and the frame rate the file declares."""
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames, fps
+
+
 def test_recording_reads_back_with_every_frame(tmp_path):
     path = tmp_path / "rec.mp4"
     recorder = VideoRecorder(path, fps=25)
@@ -22,14 +36,7 @@ def test_recording_reads_back_with_every_frame(tmp_path):
         recorder.write(f, i / 25)
     assert not path.exists()  # appears only once complete
     assert recorder.close(12 / 25) == 12
-    cap = cv2.VideoCapture(str(path))
-    read = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        read.append(f)
-    cap.release()
+    read, _ = read_back(path)
     assert len(read) == 12
     assert read[0].shape == (120, 160, 3)
     means = [float(f.mean()) for f in read]
@@ -90,15 +97,8 @@ def test_a_recording_lasts_as_long_as_its_frames_were_shown(tmp_path):
     for i, t in enumerate(shown_at):
         recorder.write(np.full((64, 80, 3), 60 * i, np.uint8), t)
     frames = recorder.close(101.5)  # the last frame stays on screen half a second
-    cap = cv2.VideoCapture(str(tmp_path / "real.mp4"))
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    means = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        means.append(round(float(f.mean()) / 60))
-    cap.release()
+    read, fps = read_back(tmp_path / "real.mp4")
+    means = [round(float(f.mean()) / 60) for f in read]
     assert fps == pytest.approx(10) and frames == len(means) == 15  # 1.5 s at 10 fps
     assert recorder.shown == 4 and recorder.seconds == pytest.approx(1.5)
     # each frame fills the slots until the next was shown (the one at 100.35 falls in the slot of 100.3)

@@ -118,14 +118,18 @@ def test_pause_and_step_read_one_frame_each(qtbot):
     assert not capture.is_alive() and source.closed
 
 
+def failure_reported(qtbot, capture: CaptureThread) -> str:
+    """The message of the ``source_failed`` signal ``capture`` emits once started (it then ends)."""
+    with qtbot.waitSignal(capture.signals.source_failed, timeout=2000) as blocker:
+        capture.start()
+    capture.join(2)
+    return blocker.args[0]
+
+
 def test_a_failing_source_is_reported_and_released(qtbot):
     signals = WorkerSignals()
     source = ListSource(fail_at=10)
-    capture = CaptureThread(lambda: source, LatestFrame(), signals)
-    with qtbot.waitSignal(signals.source_failed, timeout=2000) as blocker:
-        capture.start()
-    capture.join(2)
-    assert "stopped delivering frames" in blocker.args[0]
+    assert "stopped delivering frames" in failure_reported(qtbot, CaptureThread(lambda: source, LatestFrame(), signals))
     assert source.closed
 
 
@@ -135,11 +139,7 @@ def test_a_source_that_cannot_open_is_reported(qtbot):
     def fail():
         raise FileNotFoundError("video missing.mp4 does not exist")
 
-    capture = CaptureThread(fail, LatestFrame(), signals)
-    with qtbot.waitSignal(signals.source_failed, timeout=2000) as blocker:
-        capture.start()
-    capture.join(2)
-    assert "missing.mp4" in blocker.args[0]
+    assert "missing.mp4" in failure_reported(qtbot, CaptureThread(fail, LatestFrame(), signals))
 
 
 def test_processing_errors_are_reported_and_the_thread_goes_on(qtbot):

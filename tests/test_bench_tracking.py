@@ -7,22 +7,26 @@ import shutil
 
 import cv2
 import numpy as np
+import pytest
 
+from bench import tracking
 from bench.tracking import (
     SMOOTHERS,
     WARMUP_FRAMES,
-    OpenCVDetector,
     frame_jitter,
     median_corner_rms,
     render_still,
     replay_smoother,
     run_sequence,
 )
+from keynet.baselines import OpenCVDetector
+from keynet.config import SmoothingConfig
 from keynet.demo import camera_path, demo_sequence, load_sequence, make_target
 from keynet.describe import Describer
 from keynet.geometry import corners_of, project
-from keynet.smoothing import SmoothingConfig, make_smoother
+from keynet.smoothing import make_smoother
 from keynet.tracker import PlanarTracker
+from keynet.weights import default_weights
 
 
 def test_a_run_is_scored_on_every_frame_and_timed_after_the_warm_up(tmp_path):
@@ -83,3 +87,15 @@ def test_the_replay_is_each_smoother_restarted_where_the_target_was_lost():
         smoother.reset()
         expected += [np.zeros((4, 2)), *(smoother.update(raw[i], stamps[i], 0.2) for i in (4, 5))]
         np.testing.assert_allclose(shown, np.array(expected), atol=1e-5)
+
+
+def test_the_device_is_checked_before_any_work(capsys):
+    with pytest.raises(SystemExit) as exited:
+        tracking.main(["--device", "gpu", "--photos", "0", "--real-frames", "0", "--still-frames", "0"])
+    assert exited.value.code == 2 and "device 'gpu': expected one of auto, cpu, cuda" in capsys.readouterr().err
+
+
+def test_without_the_authors_weights_the_shipped_ones_are_benchmarked(tmp_path, monkeypatch):
+    assert tracking.benchmark_weights(str(tmp_path / "given.pt")) == tmp_path / "given.pt"
+    monkeypatch.setattr(tracking, "AUTHORS_WEIGHTS", tmp_path / "absent.pth")
+    assert tracking.benchmark_weights(None) == default_weights("keynet")

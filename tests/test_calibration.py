@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import re
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -86,12 +87,18 @@ def render_view(board: np.ndarray, r: np.ndarray, t: np.ndarray, maps: tuple[np.
     return cv2.cvtColor(np.clip(image, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
 
 
+def board_views(count: int, noise_seed: int, pose_seed: int = 0) -> list[np.ndarray]:
+    """``count`` (480, 640, 3) uint8 views of the 9x6 board through the true camera, at ``random_poses(count,
+    pose_seed)``, with the sensor noise of ``noise_seed``."""
+    board = chessboard_image(SPEC, BOARD_PX)
+    maps, rng = distortion_map(), np.random.default_rng(noise_seed)
+    return [render_view(board, r, t, maps, rng) for r, t in random_poses(count, pose_seed)]
+
+
 @pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:
     """15 views of the 9x6 board through the true camera."""
-    board = chessboard_image(SPEC, BOARD_PX)
-    maps, rng = distortion_map(), np.random.default_rng(1)
-    return [render_view(board, r, t, maps, rng) for r, t in random_poses(15)]
+    return board_views(15, noise_seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -207,17 +214,23 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def views_folder(frames: list[np.ndarray], folder: Path) -> Path:
+    """``folder`` made to hold ``frames`` as 000.png, 001.png ... and last a grey frame without the board
+    (999.png)."""
+    folder.mkdir()
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), frame)
+    cv2.imwrite(str(folder / "999.png"), np.full((480, 640, 3), 128, np.uint8))
+    return folder
+
+
 def run(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     return args.run(args)
 
 
 def test_the_calibrate_command_writes_what_track_reads(frames, tmp_path, capsys):
-    folder = tmp_path / "views"
-    folder.mkdir()
-    for i, frame in enumerate(frames):
-        cv2.imwrite(str(folder / f"{i:03d}.png"), frame)
-    cv2.imwrite(str(folder / "999.png"), np.full((480, 640, 3), 128, np.uint8))  # no board: skipped
+    folder = views_folder(frames, tmp_path / "views")
     out = tmp_path / "calib.json"
     assert run(["calibrate", "--source", str(folder), "--board", "9x6", "--square-mm", "25", "--out", str(out)]) == 0
     printed = capsys.readouterr().out

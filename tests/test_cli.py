@@ -57,6 +57,20 @@ def test_detect_checks_its_output_before_detecting(tmp_path):
     assert result.returncode == 2 and "--num" in result.stderr and "whole number" in result.stderr
 
 
+def test_track_reports_a_garbage_calibration_in_one_line_before_any_work(tmp_path):
+    calibration = tmp_path / "x.yaml"
+    calibration.write_bytes(b"%YAML:1.0\n: : [")  # cv2.FileStorage raises SystemError on it
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "0.png"), np.zeros((48, 64, 3), np.uint8))
+    result = run_cli("track", "--source", str(frames), "--roi", "0,0,32,24", "--calibration", str(calibration),
+                     "--json", str(tmp_path / "run.jsonl"))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: calibration file {calibration} does not parse")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "run.jsonl").exists()
+
+
 def test_running_out_of_memory_is_one_line_too(capsys):
     def hungry(args: argparse.Namespace) -> int:
         raise MemoryError

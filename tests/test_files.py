@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from keynet.errors import OutputError
+from keynet.errors import InputError, OutputError
 from keynet.files import (
     JsonLinesLog,
     atomic_path,
@@ -35,6 +35,18 @@ def test_special_files_folders_and_links_are_refused(tmp_path):
         with pytest.raises(OutputError, match=message):
             check_output_path(path)
     assert check_output_path(tmp_path / "new" / "file.txt") == tmp_path / "new" / "file.txt"
+
+
+def test_an_output_with_another_suffix_is_refused_before_the_path_is_looked_at(tmp_path):
+    (tmp_path / "clip.MP4").write_text("x")
+    assert check_output_path(tmp_path / "clip.MP4", "--out", (".mp4", ".avi")) == tmp_path / "clip.MP4"
+    with pytest.raises(InputError, match=r"--out .*clip\.txt: expected a video file name ending in \.mp4, \.avi$"):
+        check_output_path(tmp_path / "clip.txt", "--out", (".mp4", ".avi"), "video")
+    with pytest.raises(InputError, match=r"expected a \.json, \.yaml file name$"):
+        check_output_path(tmp_path, "calibration file", [".json", ".yaml"])  # a folder without the suffix
+    (tmp_path / "folder.avi").mkdir()
+    with pytest.raises(OutputError, match="folder.avi is a folder"):
+        check_output_path(tmp_path / "folder.avi", "--out", (".mp4", ".avi"), "video")
 
 
 def test_a_failed_or_unverified_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from keynet.config import GeometryConfig
+from keynet.errors import InputError
 from keynet.geometry import (
     Camera,
     Pose,
@@ -114,14 +115,25 @@ def test_calibration_files(tmp_path):
     fs.write("dist_coeffs", np.zeros((1, 5)))
     fs.release()
     assert Camera.from_file(yml).matrix[1, 1] == 600
-    bad = tmp_path / "bad.json"
-    bad.write_text("{not json")
-    with pytest.raises(ValueError, match="bad.json does not parse"):
-        Camera.from_file(bad)
-    missing = tmp_path / "nokey.json"
-    missing.write_text('{"focal": 3}')
-    with pytest.raises(ValueError, match="camera_matrix"):
-        Camera.from_file(missing)
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("bad.json", b"{not json", "bad.json does not parse"),
+    ("nokey.json", b'{"focal": 3}', "camera_matrix"),
+    ("negative.json", b'{"camera_matrix": [[-5, 0, 1], [0, 5, 1], [0, 0, 1]]}', "needs positive focal lengths"),
+    ("random.json", bytes(np.random.default_rng(0).integers(0, 256, 300, np.uint8)), "random.json does not parse"),
+    # cv2.FileStorage's parser raises these as a SystemError
+    ("garbage.yaml", b"%YAML:1.0\n: : [", r"garbage.yaml does not parse.*Invalid character"),
+    ("random.yaml", bytes(np.random.default_rng(1).integers(0, 256, 300, np.uint8)), "random.yaml does not parse"),
+    ("cut.xml", b'<?xml version="1.0"?>\n<opencv_storage><camera_matrix>', "cut.xml does not parse"),
+    ("scalar.yml", b"%YAML:1.0\n---\ncamera_matrix: 3\n", "scalar.yml does not parse"),
+])
+def test_a_bad_calibration_file_is_one_input_error_naming_it(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message) as caught:
+        Camera.from_file(path)
+    assert "\n" not in str(caught.value)
 
 
 def test_local_scale_of_a_similarity_and_of_a_perspective_homography():

@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from keynet.config import SmoothingConfig
 from keynet.errors import OptionError
-from keynet.smoothing import KalmanCornerSmoother, OneEuroCornerSmoother, OneEuroFilter, SmoothingConfig, make_smoother
+from keynet.smoothing import KalmanCornerSmoother, OneEuroCornerSmoother, OneEuroFilter, make_smoother
 
 FPS = 30.0
 DT = 1 / FPS
@@ -23,14 +24,21 @@ def run(smoother, track: np.ndarray, sigma: float | None = None) -> np.ndarray:
     return np.array([smoother.update(c, i * DT, sigma) for i, c in enumerate(track)])
 
 
-def opencv_steady_gain(config: SmoothingConfig, sigma: float) -> tuple[float, float]:
-    """The steady-state gains (alpha, beta = velocity gain * dt) of OpenCV's Kalman filter with the same
-    constant-velocity model, after many updates."""
+def opencv_kalman(config: SmoothingConfig, variance: float) -> cv2.KalmanFilter:
+    """OpenCV's Kalman filter with the smoother's model for one coordinate: state (position, velocity) at FPS,
+    white acceleration noise ``config.process_noise``, measured position of ``variance``."""
     kf = cv2.KalmanFilter(2, 1, 0, cv2.CV_64F)
     kf.transitionMatrix = np.array([[1, DT], [0, 1]], np.float64)
     kf.measurementMatrix = np.array([[1, 0]], np.float64)
     kf.processNoiseCov = config.process_noise * np.array([[DT ** 3 / 3, DT ** 2 / 2], [DT ** 2 / 2, DT]])
-    kf.measurementNoiseCov = np.array([[sigma ** 2]])
+    kf.measurementNoiseCov = np.array([[variance]])
+    return kf
+
+
+def opencv_steady_gain(config: SmoothingConfig, sigma: float) -> tuple[float, float]:
+    """The steady-state gains (alpha, beta = velocity gain * dt) of OpenCV's Kalman filter with the same
+    constant-velocity model, after many updates."""
+    kf = opencv_kalman(config, sigma ** 2)
     kf.errorCovPost = np.eye(2)
     for _ in range(5000):
         kf.predict()
@@ -86,11 +94,7 @@ def test_kalman_matches_opencvs_kalman_filter_without_the_maneuver_gate():
     track = np.array([CORNERS + [40 * math.sin(i / 15), 3.0 * i] + rng.normal(0, sigma, (4, 2)) for i in range(60)])
     shown = run(make_smoother(NO_GATE), track, sigma)
     r = sigma ** 2
-    kf = cv2.KalmanFilter(2, 1, 0, cv2.CV_64F)
-    kf.transitionMatrix = np.array([[1, DT], [0, 1]], np.float64)
-    kf.measurementMatrix = np.array([[1, 0]], np.float64)
-    kf.processNoiseCov = NO_GATE.process_noise * np.array([[DT ** 3 / 3, DT ** 2 / 2], [DT ** 2 / 2, DT]])
-    kf.measurementNoiseCov = np.array([[r]])
+    kf = opencv_kalman(NO_GATE, r)
     for k in range(8):  # each coordinate on its own, started as the smoother is: by two measurements
         z = track[:, k // 2, k % 2]
         kf.statePost = np.array([[z[1]], [(z[1] - z[0]) / DT]])

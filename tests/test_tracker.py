@@ -275,3 +275,22 @@ def test_while_tracked_keypoints_are_detected_in_the_predicted_region_with_full_
     assert not any(full_passes) and sum(passes) >= 32
     assert not passes[0] and all(not passes[i] for i in range(len(passes)) if i % 10 == 0)
     assert np.nanmedian(errors) <= 1.25 * np.nanmedian(full_errors) + 0.01
+
+
+def test_at_a_tenth_of_the_frame_rate_a_weak_guided_estimate_gives_way_to_the_whole_frame(tracker_factory):
+    """Every 10th demo frame (what a loaded machine processes): the motion between two processed frames is beyond
+    the guide, and a few chance matches near the old pose must not be taken for the target."""
+    seq = demo_sequence()
+    tracker = tracker_factory()
+    target = cv2.imread(str(seq.target))
+    tracker.add_target(target, "poster")
+    worst = []
+    for i, frame, stamp in open_source(seq.frames):
+        if i % 10:
+            continue
+        t = tracker.process(frame, i, stamp).targets[0]
+        assert t.state == TRACKING, i
+        worst.append(corner_errors(t.raw_homography, seq.homographies[i], target.shape[1::-1]).max())
+    assert max(worst) < 2.0, worst
+    with pytest.raises(OptionError, match="ratio"):
+        TrackerConfig().replace(ratio=1.5)

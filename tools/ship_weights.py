@@ -48,6 +48,11 @@ def ship_runs(runs: list[Path], note: str) -> list[Path]:
     return shipped
 
 
+def shipped_files() -> list[tuple[str, str, Path]]:
+    """(architecture, detector label, path) of each of our detectors whose weights are in ``assets/weights``."""
+    return [(arch, label, WEIGHTS / f"{arch}.pt") for arch, label in OURS if (WEIGHTS / f"{arch}.pt").is_file()]
+
+
 def pooled(results: dict[str, dict], name: str, sets: tuple[str, ...]) -> dict[str, dict[str, float]]:
     """Per kind: each measure of detector ``name`` averaged over the pairs of ``sets`` (weighted by pairs)."""
     totals: dict[str, dict[str, float]] = {}
@@ -84,10 +89,7 @@ def add_results() -> None:
     results = saved_results()
     if not results:
         raise FileNotFoundError(f"no detectors-*.json in {RESULTS}: run python -m bench.detectors first")
-    for arch, label in OURS:
-        path = WEIGHTS / f"{arch}.pt"
-        if not path.is_file():
-            continue
+    for arch, label, path in shipped_files():
         model = load_model(path)
         digest = weights_digest(model)
         for s, result in results.items():
@@ -115,10 +117,7 @@ def readme() -> str:
              "photographs, as in the paper) and `../shared/data/train_photos`, never on an evaluation folder. Each "
              "file holds the same model card (`keynet.weights.read_model_card`). Written by `python -m "
              "tools.ship_weights`.", ""]
-    for arch, label in OURS:
-        path = WEIGHTS / f"{arch}.pt"
-        if not path.is_file():
-            continue
+    for _arch, label, path in shipped_files():
         card = read_model_card(path)
         hours = float(card.get("training_seconds", 0)) / 3600
         lines += [f"## `{path.name}`: {label}", "",

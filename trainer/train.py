@@ -49,7 +49,7 @@ from .network import (
     optimizer_for,
     use_global_batchnorm,
 )
-from .options import RUN_DEFINING, default_conf, training_options
+from .options import RUN_DEFINING, SWITCHES, default_conf, option_name, training_options
 
 
 def validation_repeatability(model: KeyNet, pairs: Pairs, top_k: int, bf16: bool = False,
@@ -377,6 +377,13 @@ def plot_curves(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+#: The ``default_conf`` options the command line takes as numbers (flag ``option_name(key)``), with their help.
+NUMBER_FLAGS = {"epochs": "", "batch_size": "global batch size", "lr": "", "lr_decay_epochs": "halve the lr every N",
+                "weight_decay": "L2 of the conv kernels", "train_pairs": "", "val_pairs": "",
+                "crop": "pair image side in pixels", "seed": "", "workers": "processes making the pairs",
+                "threads": "torch threads (0: one per core)"}
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -385,17 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", action="append", required=True, help="folder of photographs (repeatable)")
     parser.add_argument("--out", required=True, help="run folder (checkpoints, log.csv, curves.png, weights)")
     parser.add_argument("--tiny", action="store_true", help="train Tiny-Key.Net")
-    parser.add_argument("--epochs", type=int, default=d["epochs"])
-    parser.add_argument("--batch-size", type=int, default=d["batch_size"], help="global batch size")
-    parser.add_argument("--lr", type=float, default=d["lr"])
-    parser.add_argument("--lr-decay-epochs", type=int, default=d["lr_decay_epochs"], help="halve the lr every N")
-    parser.add_argument("--weight-decay", type=float, default=d["weight_decay"], help="L2 of the conv kernels")
-    parser.add_argument("--train-pairs", type=int, default=d["train_pairs"])
-    parser.add_argument("--val-pairs", type=int, default=d["val_pairs"])
-    parser.add_argument("--crop", type=int, default=d["crop"], help="pair image side in pixels")
-    parser.add_argument("--seed", type=int, default=d["seed"])
-    parser.add_argument("--workers", type=int, default=d["workers"], help="processes making the pairs")
-    parser.add_argument("--threads", type=int, default=d["threads"], help="torch threads (0: one per core)")
+    for key, text in NUMBER_FLAGS.items():
+        parser.add_argument(option_name(key), type=type(d[key]), default=d[key], help=text or None)
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the network (the loss stays fp32)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
@@ -432,10 +430,7 @@ def run_training(args: Any, command: str) -> int:
     try:
         trainer = Trainer(args.images, args.out, args.device, args.resume, args.overwrite,
                           command=command,
-                          epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                          lr_decay_epochs=args.lr_decay_epochs, weight_decay=args.weight_decay,
-                          train_pairs=args.train_pairs, val_pairs=args.val_pairs, crop=args.crop, seed=args.seed,
-                          tiny=args.tiny, bf16=args.bf16, workers=args.workers, threads=args.threads)
+                          **{key: getattr(args, key) for key in (*NUMBER_FLAGS, *SWITCHES)})
         path = trainer.fit()
         if trainer.rank == 0:
             print(f"weights written to {path}")
