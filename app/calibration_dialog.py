@@ -56,6 +56,8 @@ from keynet.errors import KeyNetError
 from keynet.image import IMAGE_SUFFIXES, VIDEO_SUFFIXES, bgr_canvas
 from keynet.sources import open_source
 
+from .dialogs import ask_file, ask_folder
+from .layout import button, laid_out
 from .views import VideoView
 
 ROUGH_RMS_PX = 1.0  # a reprojection error above this points at a wrong board size or blurred views
@@ -153,8 +155,7 @@ class CalibrationDialog(QDialog):
         self.square_box.setValue(self.spec.square_mm)
         self.square_box.valueChanged.connect(self._board_changed)
         self.board_label = QLabel()
-        self.save_board_button = QPushButton("Save board…")
-        self.save_board_button.clicked.connect(lambda: self.save_board())
+        self.save_board_button = button("Save board…", self.save_board)
         board = QGroupBox("Printed board")
         form = QFormLayout(board)
         form.addRow("Inner corners across", self.cols_box)
@@ -163,8 +164,7 @@ class CalibrationDialog(QDialog):
         form.addRow(self.board_label)
         form.addRow(self.save_board_button)
 
-        self.capture_button = QPushButton("Capture view")
-        self.capture_button.clicked.connect(self.capture)
+        self.capture_button = button("Capture view", self.capture)
         self.auto_box = QCheckBox("Take views automatically")
         self.auto_box.setToolTip("Keep every live frame where the whole board is found and has moved away from the "
                                  "views already kept")
@@ -173,62 +173,36 @@ class CalibrationDialog(QDialog):
         menu.addAction("Video file…", self._ask_video)
         menu.addAction("Image folder…", self._ask_folder)
         self.add_views_button.setMenu(menu)
-        self.clear_button = QPushButton("Clear views")
-        self.clear_button.clicked.connect(self.clear_views)
+        self.clear_button = button("Clear views", self.clear_views)
         self.views_label, self.coverage_label = QLabel(), QLabel()
         self.views_label.setWordWrap(True)
         self.coverage_label.setWordWrap(True)
         views = QGroupBox("Views")
-        column = QVBoxLayout(views)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.capture_button)
-        buttons.addWidget(self.clear_button)
-        column.addLayout(buttons)
-        column.addWidget(self.auto_box)
-        column.addWidget(self.add_views_button)
-        column.addWidget(self.coverage_label)
-        column.addWidget(self.views_label)
+        laid_out(QVBoxLayout(views), laid_out(QHBoxLayout(), self.capture_button, self.clear_button), self.auto_box,
+                 self.add_views_button, self.coverage_label, self.views_label)
 
-        self.calibrate_button = QPushButton("Calibrate")
-        self.calibrate_button.clicked.connect(self.calibrate)
+        self.calibrate_button = button("Calibrate", self.calibrate)
         self.result_label = QLabel()
         self.result_label.setFont(QFont("monospace"))
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.save_button = QPushButton("Save…")
-        self.save_button.clicked.connect(lambda: self.save_result())
+        self.save_button = button("Save…", self.save_result)
         calibration = QGroupBox("Calibration")
-        column = QVBoxLayout(calibration)
-        column.addWidget(self.calibrate_button)
-        column.addWidget(self.result_label)
-        column.addWidget(self.save_button)
-
-        side = QVBoxLayout()
-        for group in (board, views, calibration):
-            side.addWidget(group)
+        laid_out(QVBoxLayout(calibration), self.calibrate_button, self.result_label, self.save_button)
+        side = laid_out(QVBoxLayout(), board, views, calibration)
         side.addStretch(1)
-        top = QHBoxLayout()
-        top.addWidget(self.view, 1)
-        top.addLayout(side)
 
         self.progress = QProgressBar()
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.clicked.connect(self._stop.set)
+        self.stop_button = button("Stop", self._stop.set)
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         close.rejected.connect(self.reject)
-        bottom = QHBoxLayout()
-        bottom.addWidget(self.progress, 1)
-        bottom.addWidget(self.stop_button)
-        bottom.addWidget(close)
-        layout = QVBoxLayout(self)
-        layout.addLayout(top, 1)
-        layout.addWidget(self.status_label)
-        layout.addLayout(bottom)
+        laid_out(QVBoxLayout(self), (laid_out(QHBoxLayout(), (self.view, 1), side), 1), self.status_label,
+                 laid_out(QHBoxLayout(), (self.progress, 1), self.stop_button, close))
         self.progress.hide()
         self.stop_button.hide()
-        for button in self.findChildren(QPushButton):
-            button.setAutoDefault(False)  # Enter in a number box must not press a button
+        for push in self.findChildren(QPushButton):
+            push.setAutoDefault(False)  # Enter in a number box must not press a button
         self._describe_board()
 
     # -- state shown
@@ -327,14 +301,19 @@ class CalibrationDialog(QDialog):
         """Find the board in a live frame (the fast search); automatic mode also keeps the frame when it is new."""
         calibrator, spec = self.calibrator, self.calibrator.spec
         if self.auto_box.isChecked():
-            def keep(outcome: ViewOutcome) -> None:
-                self._show_search(frame, spec, outcome.corners)
-                if outcome.kept:
-                    self._say(f"View {len(calibrator.views)} taken.")
-
-            return _Task("Taking a view", lambda: _add(calibrator, frame, thorough=False), keep)
+            return _Task("Taking a view", lambda: _add(calibrator, frame, thorough=False),
+                         lambda outcome: self._show_outcome(frame, calibrator, spec, outcome))
         return _Task("Looking for the board", lambda: find_corners(frame, spec, thorough=False),
                      lambda corners: self._show_search(frame, spec, corners), updates_views=False)
+
+    def _show_outcome(self, frame: np.ndarray, calibrator: Calibrator, spec: ChessboardSpec,
+                      outcome: ViewOutcome) -> bool:
+        """Show ``frame`` with the board's corners ``outcome`` found; say so when it was kept as a view of
+        ``calibrator``'s. Returns whether it was."""
+        self._show_search(frame, spec, outcome.corners)
+        if outcome.kept:
+            self._say(f"View {len(calibrator.views)} taken.")
+        return outcome.kept
 
     # -- live frames and views
     def add_frame(self, frame: np.ndarray) -> None:
@@ -360,10 +339,9 @@ class CalibrationDialog(QDialog):
             calibrator, spec = self.calibrator, self.calibrator.spec
 
             def taken(outcome: ViewOutcome) -> None:
-                self._show_search(frame, spec, outcome.corners)
-                if outcome.kept:
-                    self._say(f"View {len(calibrator.views)} taken.")
-                elif outcome.corners is None:
+                if self._show_outcome(frame, calibrator, spec, outcome):
+                    return
+                if outcome.corners is None:
                     self._say(f"Not taken: no whole {spec} in the frame; show all of it, with white around it.")
                 else:
                     self._say(f"Not taken: {outcome.reason}; move or tilt the board for a new view.")
@@ -410,14 +388,10 @@ class CalibrationDialog(QDialog):
 
     def _ask_video(self) -> None:
         patterns = " ".join(f"*{s}" for s in VIDEO_SUFFIXES)
-        path, _ = QFileDialog.getOpenFileName(self, "Views from a video", "", f"Videos ({patterns});;All files (*)")
-        if path:
-            self.add_views_from(path)
+        ask_file(self, "Views from a video", f"Videos ({patterns})", self.add_views_from)
 
     def _ask_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, f"Views from an image folder ({', '.join(IMAGE_SUFFIXES)})")
-        if path:
-            self.add_views_from(path)
+        ask_folder(self, f"Views from an image folder ({', '.join(IMAGE_SUFFIXES)})", self.add_views_from)
 
     # -- the board
     def _board_changed(self) -> None:

@@ -24,7 +24,7 @@ from keynet.results import FrameResult
 from keynet.tracker import TRACKING, PlanarTracker
 
 from .frames import Frame
-from .pipeline import DEMO_TARGET_NAME, FRAME_HISTORY, FrameOutput, TaskProgress, default_view
+from .pipeline import DEMO_TARGET_NAME, FrameOutput, RecentFrames, TaskProgress, default_view
 
 JITTER_FRAMES = 30  # the shown corners' jitter is the median over this many recent frames
 SIDE_NAMES = ("left", "right")
@@ -139,7 +139,7 @@ class ComparisonPipeline:
         self.view = view or default_view()
         self.on_progress = on_progress
         self.targets: list[tuple[np.ndarray, str]] = []  # every target's image and name, in the trackers' order
-        self.frames: dict[int, np.ndarray] = {}  # the recent frames, by index (a rectangle cuts one of them)
+        self.frames = RecentFrames()
         self.sides = [_Side(left, self.config, self.view), _Side(right, self.config, self.view)]
 
     @property
@@ -194,9 +194,7 @@ class ComparisonPipeline:
         Raises:
             InputError: the frame is no longer in memory, or a side cannot track the region.
         """
-        frame = self.frames.get(frame_index)
-        if frame is None:
-            raise InputError(f"frame {frame_index} is no longer in memory; drag the rectangle again")
+        frame = self.frames.image(frame_index)
         x, y, w, h = box
         return self._add(frame[y:y + h, x:x + w].copy(), f"region {len(self.targets) + 1}", frame, box)
 
@@ -216,22 +214,25 @@ class ComparisonPipeline:
 
     def clear_targets(self) -> None:
         self.targets.clear()
-        for side in self.sides:
-            side.tracker.clear_targets()
-            side.jitter.reset()
+        self._forget(targets=True)
 
     def new_source(self) -> None:
         """A new source (or a file played again): forget its frames and the motion; targets are searched again."""
         self.frames.clear()
+        self._forget(targets=False)
+
+    def _forget(self, targets: bool) -> None:
+        """Both sides forget the motion (the jitter's frames, the trackers' state) and, if ``targets``, the targets."""
         for side in self.sides:
-            side.tracker.reset()
+            if targets:
+                side.tracker.clear_targets()
+            else:
+                side.tracker.reset()
             side.jitter.reset()
 
     # -- per frame
     def process(self, frame: Frame) -> ComparisonOutput:
         """Both pipelines on ``frame``, the left one first."""
-        self.frames[frame.index] = frame.image
-        while len(self.frames) > FRAME_HISTORY:
-            self.frames.pop(next(iter(self.frames)))
+        self.frames.add(frame)
         left, right = (side.process(frame) for side in self.sides)
         return ComparisonOutput(frame.index, frame.time, left, right)

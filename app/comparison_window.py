@@ -2,17 +2,14 @@
 
 Each side shows its pipeline's annotated frame and, under it, a line of that frame's state, inliers of matches,
 the shown corners' jitter and the stage times (``app.comparison``). A rectangle dragged on either side becomes a
-target of both. The threads are the main window's (``app.workers``): capture into a one-slot hand-off, one
+target of both. The threads are the main window's (``app.threads``): capture into a one-slot hand-off, one
 processing thread running ``ComparisonPipeline``. Errors are one line in the status bar.
 """
 
 from __future__ import annotations
 
-import gc
-
 from PyQt6.QtCore import QRect, Qt, pyqtSignal
-from PyQt6.QtGui import QCloseEvent
-from PyQt6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from keynet.baselines import PIPELINES, available_pipelines, pipeline_label
 from keynet.config import TrackerConfig
@@ -23,10 +20,9 @@ from keynet.errors import DeviceError, KeyNetError
 from .comparison import SIDE_NAMES, ComparisonOutput, ComparisonPipeline
 from .pipeline import SourceSpec
 from .settings import AppSettings
+from .threads import PipelineWindow
 from .views import VideoView
-from .workers import CaptureThread, LatestFrame, ProcessingThread, WorkerSignals
 
-JOIN_TIMEOUT_S = 3.0
 FALLBACK = ("orb", "sift")  # what the window compares when the pipelines asked for cannot be built
 
 
@@ -35,7 +31,7 @@ def one_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), text)
 
 
-class ComparisonWindow(QMainWindow):
+class ComparisonWindow(PipelineWindow):
     """Two pipelines side by side on one source.
 
     Args:
@@ -58,27 +54,14 @@ class ComparisonWindow(QMainWindow):
         self.resize(1400, 640)
         self.source = source or SourceSpec.demo()
         self.output: ComparisonOutput | None = None
-        self.capture: CaptureThread | None = None
         self.available = available_pipelines()
         self.notes: list[str] = []  # what was not as asked (an unavailable pipeline or device), said with the source
         self.config = self._tracker_config(settings or AppSettings(), self.notes)
         self.pipeline = self._build_pipeline(left, right, self.notes)
         self._build_layout()
-
-        self.signals = WorkerSignals()
-        self.slot = LatestFrame()
         self.pipeline.on_progress = self.signals.progress.emit
-        self.processing = ProcessingThread(self.pipeline, self.slot, self.signals)
-        self.signals.frame_ready.connect(self._show_output)
-        self.signals.source_opened.connect(self._source_opened)
-        self.signals.source_failed.connect(self._source_failed)
-        self.signals.source_ended.connect(self._source_ended)
-        self.signals.processing_failed.connect(lambda msg: self.show_message(f"Processing error: {msg}"))
-        self.signals.notice.connect(self.show_message)
-        self.signals.progress.connect(self.show_progress)
-        gc.freeze()  # as the main window: later full collections scan only new objects (no visible freeze)
-        self.processing.start()
-        self._start_capture()
+        self.start_threads(self.pipeline)
+        self.start_capture(self.source, self.source.loop)
         self.show_message("; ".join([f"Opening {self.source.label} …", *self.notes]))
 
     # ----------------------------------------------------------------- set-up
@@ -153,20 +136,6 @@ class ComparisonWindow(QMainWindow):
         return f"{SIDE_NAMES[side].capitalize()}: {pipeline_label(kind, self.config)}"
 
     # ----------------------------------------------------------------- source
-    def _start_capture(self) -> None:
-        def rendering(done: int, total: int) -> None:  # the demo's first rendering, in the capture thread
-            self.signals.progress.emit("Rendering the demo (first start only)", done, total)
-
-        self.capture = CaptureThread(self.source.opener(rendering), self.slot, self.signals,
-                                     fps=self.source.pace_fps, loop=self.source.loop)
-        self.capture.start()
-
-    def stop_capture(self) -> None:
-        if self.capture is not None:
-            self.capture.stop()
-            self.capture.join(JOIN_TIMEOUT_S)
-            self.capture = None
-
     def _source_opened(self, _source) -> None:
         if self.source.kind == "demo":  # both sides track the demo's poster at once
             self.processing.post(lambda p: p.add_demo_target(str(demo_sequence().target)))
@@ -195,18 +164,13 @@ class ComparisonWindow(QMainWindow):
 
     def set_target_rect(self, rect: QRect) -> None:
         """Track the region ``rect`` (frame pixels) of the frame on screen on both sides."""
-        if self.output is None:
-            self.show_message("No frame yet to cut a target from")
+        output = self.output_on_screen("No frame yet to cut a target from")
+        if output is None:
             return
-        index = self.output.index
+        index = output.index
         box = (rect.x(), rect.y(), rect.width(), rect.height())
         self.processing.post(lambda p: p.add_target_rect(box, index))
         self.show_message(f"Describing the rectangle {box} for both pipelines …")
-
-    def _ask_target_image(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Target image", "", "Images (*.png *.jpg *.jpeg *.bmp *.ppm);;All files (*)")
-        if path:
-            self.load_target_image(path)
 
     def load_target_image(self, path: str) -> None:
         """Track the planar image at ``path`` on both sides (described in the processing thread)."""
@@ -218,11 +182,8 @@ class ComparisonWindow(QMainWindow):
         self.show_message("Targets cleared: drag a rectangle on either side")
 
     # ----------------------------------------------------------------- output
-    def _show_output(self) -> None:
-        output: ComparisonOutput | None = self.processing.take_output()
-        if output is None:
-            return
-        self.output = output
+    def show_output(self, output: ComparisonOutput) -> None:
+        """Show ``output``, the newest the processing thread made."""
         for index, (view, side) in enumerate(zip(self.views, output.sides)):
             view.set_frame(side.frame.bgr)
             for label, text in ((self.titles[index], self._title(index, side.kind)), (self.stats[index], side.stats())):
@@ -245,14 +206,3 @@ class ComparisonWindow(QMainWindow):
         if self.output is None:
             for view in self.views:
                 view.set_message(f"{task} …\n{done} of {total}")
-
-    # ----------------------------------------------------------------- shutdown
-    def shutdown(self) -> None:
-        """Stop both threads (joined with a timeout); the capture thread releases the source."""
-        self.stop_capture()
-        self.processing.stop()
-        self.processing.join(JOIN_TIMEOUT_S)
-
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
-        self.shutdown()
-        super().closeEvent(event)

@@ -8,7 +8,6 @@ the processing thread.
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -16,12 +15,10 @@ from pathlib import Path
 
 import cv2
 from PyQt6.QtCore import QEvent, QObject, QPointF, QRect, Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PyQt6.QtGui import QAction, QActionGroup, QKeySequence
 from PyQt6.QtWidgets import (
     QDockWidget,
-    QFileDialog,
     QLabel,
-    QMainWindow,
     QMenu,
     QMessageBox,
     QProgressBar,
@@ -36,6 +33,7 @@ from keynet.files import check_output_path
 from .calibration_dialog import CalibrationDialog
 from .charts import LatencyChart
 from .comparison_window import ComparisonWindow
+from .dialogs import CALIBRATION_FILES, IMAGE_FILES, VIDEO_FILES, ask_file, ask_folder, ask_save_path
 from .pipeline import (
     FrameOutput,
     SourceSpec,
@@ -50,10 +48,9 @@ from .quality_view import QualityView
 from .recording import PoseLog, VideoRecorder, save_snapshot
 from .settings import AppSettings
 from .settings_panel import SettingsPanel, load_settings, save_settings, settings_store
+from .threads import PipelineWindow
 from .views import VideoView
-from .workers import CaptureThread, LatestFrame, ProcessingThread, WorkerSignals
 
-JOIN_TIMEOUT_S = 3.0
 FPS_WINDOW_FRAMES, FPS_WINDOW_S = 30, 5.0  # frames per second over the last 30 frames shown, at most 5 s
 STATUS_REFRESH_MS = 200
 DEFAULT_RECORDING_FPS = 30.0  # recordings of cameras (files record at their own rate)
@@ -80,9 +77,10 @@ SHORTCUTS = [
     ("help", "F1", "Keyboard shortcuts"),
     ("quit", "Ctrl+Q", "Quit"),
 ]
+CHECKABLE = {"pause", "matches", "inliers", "tracks", "heatmap", "record", "loop"}  # actions that stay on or off
 
 
-class MainWindow(QMainWindow):
+class MainWindow(PipelineWindow):
     """The keynet-live app.
 
     Args:
@@ -136,21 +134,10 @@ class MainWindow(QMainWindow):
         self.actions: dict[str, QAction] = {}
         self._build_menus()
 
-        self.signals = WorkerSignals()
-        self.slot = LatestFrame()
         self.pipeline = TrackingPipeline(settings, self.view_options, on_record=self._record,
                                          on_progress=self.signals.progress.emit)
-        self.processing = ProcessingThread(self.pipeline, self.slot, self.signals)
-        self.capture: CaptureThread | None = None
-        self.signals.frame_ready.connect(self._show_output)
-        self.signals.source_opened.connect(self._source_opened)
-        self.signals.source_failed.connect(self._source_failed)
-        self.signals.source_ended.connect(self._source_ended)
-        self.signals.processing_failed.connect(lambda msg: self.show_message(f"Processing error: {msg}"))
-        self.signals.notice.connect(self.show_message)
         self.signals.recording_failed.connect(self._recording_failed)
         self.signals.model_status.connect(self._model_status)
-        self.signals.progress.connect(self.show_progress)
         self.preview_ready.connect(self.quality_view.show_preview)
         self.quality_view.kept.connect(self.keep_target)
         self.quality_view.discarded.connect(self._target_discarded)
@@ -158,11 +145,7 @@ class MainWindow(QMainWindow):
         self.view.point_clicked.connect(self.inspect_point)
         self.panel.changed.connect(self.apply_settings)
         self.panel.keypoints_changed.connect(self.set_keypoints)
-        # Python's full garbage collection scans every object it tracks while holding the GIL: with torch, kornia,
-        # OpenCV and Qt loaded, about 90 ms on the 2-core CPU, a visible freeze. The objects alive now (modules,
-        # classes, the widgets) live as long as the app: freezing them leaves later collections only the new ones.
-        gc.freeze()
-        self.processing.start()
+        self.start_threads(self.pipeline)
         self.post_configure(settings)
         QTimer.singleShot(0, lambda: self.open_source(source or self.default_source()))
 
@@ -213,16 +196,27 @@ class MainWindow(QMainWindow):
         self.status_timer.timeout.connect(self._refresh_status)
         self.status_timer.start()
 
-    def _action(self, name: str, menu, slot, checkable: bool = False) -> QAction:
+    def _action(self, name: str, menu: QMenu, slot: Callable) -> QAction:
+        """The action ``name`` of ``SHORTCUTS`` (checkable if in ``CHECKABLE``) in ``menu``, calling ``slot``."""
         shortcut, text = next((k, t) for n, k, t in SHORTCUTS if n == name)
         action = QAction(text, self)
         action.setShortcut(QKeySequence(shortcut))
         action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
-        action.setCheckable(checkable)
+        action.setCheckable(name in CHECKABLE)
         action.triggered.connect(slot)
         menu.addAction(action)
         self.actions[name] = action
         return action
+
+    def _actions(self, menu: QMenu, *entries: tuple[str, Callable] | None) -> QMenu:
+        """``menu`` with the actions ``entries`` ((name, slot) as ``_action`` takes them; None: a separator)."""
+        for entry in entries:
+            if entry is None:
+                menu.addSeparator()
+            else:
+                name, slot = entry
+                self._action(name, menu, slot)
+        return menu
 
     def _menu_action(self, name: str, text: str, menu: QMenu, slot: Callable[[], object]) -> QAction:
         """A menu entry without a shortcut, in ``self.actions`` as ``name``."""
@@ -237,30 +231,22 @@ class MainWindow(QMainWindow):
         self.camera_menu = source.addMenu("Camera")
         self._cameras: list[SourceSpec] | None = None
         self.camera_menu.aboutToShow.connect(self._fill_camera_menu)
-        self._action("open_video", source, self._ask_video)
-        self._action("open_folder", source, self._ask_folder)
-        self._action("open_demo", source, lambda: self.open_source(SourceSpec.demo()))
-        self._action("loop", source, self.set_loop, checkable=True)
-        source.addSeparator()
-        self._action("quit", source, self.close)
+        self._actions(source, ("open_video", self._ask_video), ("open_folder", self._ask_folder),
+                      ("open_demo", lambda: self.open_source(SourceSpec.demo())), ("loop", self.set_loop), None,
+                      ("quit", self.close))
 
-        view = bar.addMenu("&View")
-        self._action("pause", view, self.toggle_pause, checkable=True)
-        self._action("step", view, self.step)
-        view.addSeparator()
-        self._action("keypoints", view, self.cycle_keypoints)
+        view = self._actions(bar.addMenu("&View"), ("pause", self.toggle_pause), ("step", self.step), None,
+                             ("keypoints", self.cycle_keypoints))
         for name, attr in (("matches", "matches"), ("inliers", "inliers_only"), ("tracks", "tracks"),
                            ("heatmap", "heatmap")):
-            a = self._action(name, view, lambda checked, attr=attr: self.set_view(**{attr: checked}), checkable=True)
+            a = self._action(name, view, lambda checked, attr=attr: self.set_view(**{attr: checked}))
             a.setChecked(getattr(self.view_options, attr))
         view.addSeparator()
         self._menu_action("compare", "Compare pipelines…", view, self.open_comparison)
 
-        target = bar.addMenu("&Target")
-        self._action("target_image", target, self._ask_target_image)
-        self._action("clear", target, self.clear_targets)
-        overlay = target.addMenu("AR overlay")
-        self._action("overlay", overlay, self.cycle_overlay)
+        target = self._actions(bar.addMenu("&Target"), ("target_image", self._ask_target_image),
+                               ("clear", self.clear_targets))
+        overlay = self._actions(target.addMenu("AR overlay"), ("overlay", self.cycle_overlay))
         group = QActionGroup(self)
         self.overlay_actions: dict[str, QAction] = {}
         for kind, label in (("none", "None"), ("cube", "3D cube"), ("axes", "Axes"), ("image", "Image…"),
@@ -278,13 +264,9 @@ class MainWindow(QMainWindow):
         self._menu_action("no_calibration", "Use the field of view (no calibration)", tools,
                           lambda: self.use_calibration(""))
 
-        record = bar.addMenu("&Record")
-        self._action("record", record, self.toggle_recording, checkable=True)
-        self._action("snapshot", record, self.snapshot)
-        self._action("export", record, self.export_poses)
-
-        help_menu = bar.addMenu("&Help")
-        self._action("help", help_menu, self.show_shortcuts)
+        self._actions(bar.addMenu("&Record"), ("record", self.toggle_recording), ("snapshot", self.snapshot),
+                      ("export", self.export_poses))
+        self._actions(bar.addMenu("&Help"), ("help", self.show_shortcuts))
 
     # ----------------------------------------------------------------- sources
     def default_source(self) -> SourceSpec:
@@ -309,14 +291,10 @@ class MainWindow(QMainWindow):
         self.camera_menu.addAction("Look for cameras again", lambda: self._fill_camera_menu(refresh=True))
 
     def _ask_video(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a video", "", "Videos (*.mp4 *.avi *.mov *.mkv *.webm);;All files (*)")
-        if path:
-            self.open_source(SourceSpec.video(path))
+        ask_file(self, "Open a video", VIDEO_FILES, lambda path: self.open_source(SourceSpec.video(path)))
 
     def _ask_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open an image folder")
-        if path:
-            self.open_source(SourceSpec.folder(path))
+        ask_folder(self, "Open an image folder", lambda path: self.open_source(SourceSpec.folder(path)))
 
     def open_source(self, spec: SourceSpec) -> None:
         """Stop the current source and start reading ``spec``; its errors go to the status bar (or a dialog)."""
@@ -337,21 +315,7 @@ class MainWindow(QMainWindow):
         self._start_capture(spec)
 
     def _start_capture(self, spec: SourceSpec) -> None:
-        def rendering(done: int, total: int) -> None:  # the demo's first rendering, in the capture thread
-            self.signals.progress.emit("Rendering the demo (first start only)", done, total)
-
-        self.capture = CaptureThread(spec.opener(rendering), self.slot, self.signals, fps=spec.pace_fps,
-                                     loop=self.actions["loop"].isChecked())
-        self.capture.set_paused(self.actions["pause"].isChecked())
-        if self.actions["pause"].isChecked():
-            self.capture.step()
-        self.capture.start()
-
-    def stop_capture(self) -> None:
-        if self.capture is not None:
-            self.capture.stop()
-            self.capture.join(JOIN_TIMEOUT_S)
-            self.capture = None
+        self.start_capture(spec, self.actions["loop"].isChecked(), paused=self.actions["pause"].isChecked())
 
     def _source_opened(self, source) -> None:
         if self.capture is None:
@@ -437,11 +401,10 @@ class MainWindow(QMainWindow):
 
     def choose_overlay(self, kind: str, path: str | None = None) -> None:
         if kind in ("image", "video") and path is None:
-            filters = "Images (*.png *.jpg *.jpeg *.bmp)" if kind == "image" else "Videos (*.mp4 *.avi *.mov *.mkv)"
-            path, _ = QFileDialog.getOpenFileName(self, f"AR overlay {kind}", "", f"{filters};;All files (*)")
-            if not path:
-                self.overlay_actions[self.view_options.overlay].setChecked(True)
-                return
+            ask_file(self, f"AR overlay {kind}", IMAGE_FILES if kind == "image" else VIDEO_FILES,
+                     lambda chosen: self.choose_overlay(kind, chosen))
+            self.overlay_actions[self.view_options.overlay].setChecked(True)  # the one chosen, or as before if cancelled
+            return
         self.overlay_actions[kind].setChecked(True)
         self.overlay_path = path or ""
         self.set_view(overlay=kind)
@@ -491,11 +454,6 @@ class MainWindow(QMainWindow):
     def _target_discarded(self, preview: TargetPreview) -> None:
         self.target_label.setText(f"Target: {preview.name} discarded (drag a rectangle for another)")
         self.show_message(f"Discarded {preview.name}: it is not tracked")
-
-    def _ask_target_image(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Target image", "", "Images (*.png *.jpg *.jpeg *.bmp *.ppm);;All files (*)")
-        if path:
-            self.load_target_image(path)
 
     def load_target_image(self, path: str) -> None:
         """Rate the planar image at ``path`` in the quality view, as a dragged rectangle is."""
@@ -554,10 +512,7 @@ class MainWindow(QMainWindow):
         self.calibration_dialog.raise_()
 
     def _ask_calibration_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Camera calibration", "",
-                                              "Calibrations (*.yaml *.yml *.xml *.json);;All files (*)")
-        if path:
-            self.use_calibration(path)
+        ask_file(self, "Camera calibration", CALIBRATION_FILES, self.use_calibration)
 
     def use_calibration(self, path: str) -> None:
         """Take the pose and the cube from the calibration file at ``path`` ("": from the field of view); a file
@@ -609,11 +564,8 @@ class MainWindow(QMainWindow):
             comparison.close()
 
     # ----------------------------------------------------------------- output
-    def _show_output(self) -> None:
-        output: FrameOutput | None = self.processing.take_output()
-        if output is None:
-            return
-        self.output = output
+    def show_output(self, output: FrameOutput) -> None:
+        """Show ``output``, the newest the processing thread made."""
         self.view.set_frame(output.bgr)
         if self.progress_bar.isVisible() and output.fresh:
             self.progress_bar.setVisible(False)
@@ -692,38 +644,37 @@ class MainWindow(QMainWindow):
         if not on:
             self.stop_recording()
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Record to", default_name("recording", ".mp4"), "MP4 video (*.mp4)")
+        path = ask_save_path(self, "Record to", "recording.mp4", "MP4 video (*.mp4)")
         if path:
             self.start_recording(path if path.endswith(".mp4") else path + ".mp4")
         else:
             self.actions["record"].setChecked(False)
 
     def snapshot(self, path: str | Path | None = None) -> None:
-        if self.output is None:
-            self.show_message("Nothing to save yet")
-            return
-        if not path:
-            path, _ = QFileDialog.getSaveFileName(self, "Snapshot", default_name("snapshot", ".png"), "PNG image (*.png)")
-            if not path:
-                return
-        try:
-            path = save_snapshot(self.output.bgr, path)
-        except (KeyNetError, OSError, cv2.error) as exc:  # a bad name or folder: said, and the app goes on
-            self.report_error(first_line(exc))
-            return
-        self.show_message(f"Saved {path}")
+        output = self.output_on_screen("Nothing to save yet")
+        if output is not None:
+            self._write(path, ("Snapshot", "snapshot.png", "PNG image (*.png)"),
+                        lambda chosen: f"Saved {save_snapshot(output.bgr, chosen)}")
 
     def export_poses(self, path: str | Path | None = None) -> None:
+        def export(chosen: str | Path) -> str:
+            self.pose_log.save(chosen, self.source.label if self.source else "")
+            return f"Exported {len(self.pose_log)} frames to {chosen}"
+
+        self._write(path, ("Export poses", "poses.json", "JSON (*.json)"), export)
+
+    def _write(self, path: str | Path | None, dialog: tuple[str, str, str], write: Callable[[str | Path], str]) -> None:
+        """``write(path)`` and show the message it returns; without ``path``, ask for one (``dialog``: the title,
+        the name proposed and the filters). A bad name or folder is said in one line, and the app goes on."""
+        path = path or ask_save_path(self, *dialog)
         if not path:
-            path, _ = QFileDialog.getSaveFileName(self, "Export poses", default_name("poses", ".json"), "JSON (*.json)")
-            if not path:
-                return
+            return
         try:
-            self.pose_log.save(path, self.source.label if self.source else "")
-        except (KeyNetError, OSError) as exc:
+            message = write(path)
+        except (KeyNetError, OSError, cv2.error) as exc:
             self.report_error(first_line(exc))
             return
-        self.show_message(f"Exported {len(self.pose_log)} frames to {path}")
+        self.show_message(message)
 
     # ----------------------------------------------------------------- messages
     def show_message(self, text: str) -> None:
@@ -768,22 +719,12 @@ class MainWindow(QMainWindow):
         self.quality_view.close()
         if self.calibration_dialog is not None:
             self.calibration_dialog.close()
-        self.stop_capture()
-        self.processing.stop()
-        self.processing.join(JOIN_TIMEOUT_S)
+        super().shutdown()
         self.stop_recording()
-
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
-        self.shutdown()
-        super().closeEvent(event)
 
 
 def first_line(exc: BaseException) -> str:
     """An error's message as one line (OpenCV's errors span several)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[-1] if isinstance(exc, cv2.error) and lines else (lines[0] if lines else type(exc).__name__)
-
-
-def default_name(stem: str, suffix: str) -> str:
-    return str(Path.cwd() / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}{suffix}")
 

@@ -288,6 +288,27 @@ def load_settings_model(settings: AppSettings) -> tuple[Any, str]:
     return load_model(path, architecture), ""
 
 
+class RecentFrames(dict[int, np.ndarray]):
+    """The images of the last ``FRAME_HISTORY`` frames processed, by frame index (a rectangle dragged on a shown
+    frame cuts that frame)."""
+
+    def add(self, frame: Frame) -> None:
+        self[frame.index] = frame.image
+        while len(self) > FRAME_HISTORY:
+            self.pop(next(iter(self)))
+
+    def image(self, index: int) -> np.ndarray:
+        """Frame ``index``'s (H, W, 3) BGR image.
+
+        Raises:
+            InputError: the frame is no longer kept.
+        """
+        image = self.get(index)
+        if image is None:
+            raise InputError(f"frame {index} is no longer in memory; drag the rectangle again")
+        return image
+
+
 class TrackingPipeline:
     """Runs in the processing thread: ``keynet``'s tracker on each frame, and the annotated frame for the view.
 
@@ -309,7 +330,7 @@ class TrackingPipeline:
         self.tracker: PlanarTracker | None = None
         self.camera: Camera | None = None  # from the calibration file; None: the field of view's
         self.pending_targets: list[tuple[np.ndarray, str]] = []  # added while there is no model yet
-        self.frames: dict[int, np.ndarray] = {}
+        self.frames = RecentFrames()
         self.last: list | None = None  # [Frame, FrameResult | None] of the frame on screen
         self.renderer = Renderer(None, **asdict(self.view))
 
@@ -365,9 +386,7 @@ class TrackingPipeline:
         Raises:
             InputError: the frame is no longer in memory, or the region is too small or too plain to track.
         """
-        image = self.frames.get(frame_index)
-        if image is None:
-            raise InputError(f"frame {frame_index} is no longer in memory; drag the rectangle again")
+        image = self.frames.image(frame_index)
         name = f"region {len(self._names()) + 1}"
         if self.tracker is None:
             x, y, w, h = box
@@ -396,9 +415,7 @@ class TrackingPipeline:
         Raises:
             InputError: no model to rate it with, the frame is no longer in memory, or the region is not inside it.
         """
-        image = self.frames.get(frame_index)
-        if image is None:
-            raise InputError(f"frame {frame_index} is no longer in memory; drag the rectangle again")
+        image = self.frames.image(frame_index)
         x, y, w, h = box
         fh, fw = image.shape[:2]
         if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > fw or y + h > fh:
@@ -513,9 +530,7 @@ class TrackingPipeline:
 
     # -- per frame
     def process(self, frame: Frame) -> FrameOutput:
-        self.frames[frame.index] = frame.image
-        while len(self.frames) > FRAME_HISTORY:
-            self.frames.pop(next(iter(self.frames)))
+        self.frames.add(frame)
         result = None
         if self.tracker is not None:
             start = time.perf_counter()

@@ -7,6 +7,8 @@ discards the candidate.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 from PyQt6.QtCore import Qt, pyqtSignal
@@ -149,14 +151,18 @@ class QualityView(QDialog):
 
     def accept(self) -> None:
         """Track the candidate shown (``kept``) and close."""
-        preview, self.preview = self.preview, None
-        super().accept()
+        preview = self._close(super().accept)
         if preview is not None and preview.trackable:
             self.kept.emit(preview)
 
     def reject(self) -> None:
         """Drop the candidate shown (``discarded``) and close."""
-        preview, self.preview = self.preview, None
-        super().reject()
+        preview = self._close(super().reject)
         if preview is not None:
             self.discarded.emit(preview)
+
+    def _close(self, close: Callable[[], None]) -> TargetPreview | None:
+        """Close the dialog with ``close`` (``QDialog.accept`` or ``reject``); the candidate it showed, if any."""
+        preview, self.preview = self.preview, None
+        close()
+        return preview

@@ -18,17 +18,17 @@ from PyQt6.QtGui import QStandardItemModel
 from PyQt6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLineEdit,
-    QPushButton,
     QSpinBox,
     QWidget,
 )
 
 from keynet.render import KEYPOINT_COLOURS, ONE_SCALE_NOTE
 
+from .dialogs import WEIGHTS_FILES, ask_file
+from .layout import button, laid_out
 from .pipeline import default_view
 from .settings import DEVICES, MODELS, AppSettings
 
@@ -82,12 +82,8 @@ class SettingsPanel(QWidget):
             self.model.addItem(label, key)
         self.weights_file = QLineEdit()
         self.weights_file.setPlaceholderText("a Key.Net weights file (.pt, .pth)")
-        browse = QPushButton("…")
-        browse.setToolTip("Choose a weights file")
-        browse.clicked.connect(self._browse_weights)
-        weights_row = QHBoxLayout()
-        weights_row.addWidget(self.weights_file, 1)
-        weights_row.addWidget(browse)
+        weights_row = laid_out(QHBoxLayout(), (self.weights_file, 1),
+                               button("…", self._browse_weights, "Choose a weights file"))
 
         self.device = QComboBox()
         for key, label in DEVICES.items():
@@ -185,9 +181,7 @@ class SettingsPanel(QWidget):
 
     def _browse_weights(self) -> None:
         start = str(Path(self.weights_file.text()).parent) if self.weights_file.text() else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Key.Net weights file", start, "Weights (*.pt *.pth);;All files (*)")
-        if path:
-            self.choose_weights_file(path)
+        ask_file(self, "Key.Net weights file", WEIGHTS_FILES, self.choose_weights_file, start)
 
     def choose_weights_file(self, path: str) -> None:
         """Use the weights file at ``path`` (selects the "Weights file" model)."""

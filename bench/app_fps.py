@@ -18,6 +18,7 @@ and sleeping threads on every core but one.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -96,14 +97,8 @@ def measure_headless(spec, settings, frames: int, max_seconds: float) -> tuple[f
     from app.frames import Frame
     from app.pipeline import TrackingPipeline
 
-    source = spec.opener()()
-    images = []
-    while len(images) < frames:
-        image = source.read()
-        if image is None:
-            break
-        images.append(image)
-    source.close()
+    with spec.opener()() as source:
+        images = [image for _, image, _ in itertools.islice(source, frames)]
     pipeline = TrackingPipeline(settings)
     pipeline.configure(settings)
     for i, image in enumerate(images[:5]):

@@ -31,13 +31,6 @@ class ChessboardSpec:
     rows: int = 6
     square_mm: float = 25.0
 
-    def __post_init__(self) -> None:
-        if min(self.cols, self.rows) < MIN_CORNERS:
-            raise InputError(f"chessboard {self.cols}x{self.rows}: needs at least {MIN_CORNERS} inner corners "
-                             "along each side (a board of 10 x 7 squares has 9x6 inner corners)")
-        if not (math.isfinite(self.square_mm) and self.square_mm > 0):
-            raise InputError(f"chessboard square size must be a positive number of millimetres; got {self.square_mm}")
-
     @classmethod
     def parse(cls, text: str, square_mm: float = 25.0) -> ChessboardSpec:
         """``"9x6"`` (inner corners, columns x rows) with ``square_mm``.
@@ -51,6 +44,13 @@ class ChessboardSpec:
             raise InputError(f"chessboard {text!r}: expected COLSxROWS, the inner corners (9x6 for a board of "
                              "10 x 7 squares)") from None
         return cls(cols, rows, square_mm)
+
+    def __post_init__(self) -> None:
+        if min(self.cols, self.rows) < MIN_CORNERS:
+            raise InputError(f"chessboard {self.cols}x{self.rows}: needs at least {MIN_CORNERS} inner corners "
+                             "along each side (a board of 10 x 7 squares has 9x6 inner corners)")
+        if not (math.isfinite(self.square_mm) and self.square_mm > 0):
+            raise InputError(f"chessboard square size must be a positive number of millimetres; got {self.square_mm}")
 
     @property
     def pattern_size(self) -> tuple[int, int]:

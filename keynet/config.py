@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from .errors import OptionError, check_options
+from .errors import OptionError, check_options, check_share
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,8 @@ class MatchingConfig:
     coherent_gradient: float = 0.1
 
     def __post_init__(self) -> None:
-        if not 0 < self.ratio <= 1:
-            raise OptionError(f"ratio must be in (0, 1] (1: no ratio test); got {self.ratio}")
-        if not 0 <= self.guided_keep_share <= 1:
-            raise OptionError(f"guided_keep_share must be in [0, 1]; got {self.guided_keep_share}")
+        check_share("ratio", self.ratio, zero_allowed=False)
+        check_share("guided_keep_share", self.guided_keep_share)
 
 
 @dataclass(frozen=True)

@@ -45,3 +45,9 @@ def check_options(given: object, known: object, what: str) -> None:
     unknown = sorted(set(given) - set(known))  # type: ignore[call-overload]
     if unknown:
         raise OptionError(f"unknown {what} option(s) {unknown}; known: {sorted(known)}")  # type: ignore[call-overload]
+
+
+def check_share(name: str, value: float, zero_allowed: bool = True) -> None:
+    """Raise ``OptionError`` naming ``name`` unless ``value`` is in [0, 1] (in (0, 1] without ``zero_allowed``)."""
+    if not (0 <= value <= 1 if zero_allowed else 0 < value <= 1):
+        raise OptionError(f"{name} must be in {'[0, 1]' if zero_allowed else '(0, 1]'}; got {value}")

@@ -1,11 +1,8 @@
-"""The comparison mode: two pipelines on the same frames (Qt-free, and in its window offscreen), with the shipped
-weights only: both track the demo's poster within 30 frames, a rectangle dragged on one side is a target of both,
-the figures are the frames' own, and a failing source is a status message."""
+"""The comparison mode without Qt: two pipelines on the same frames, with the shipped weights only: both track the
+demo's poster within 30 frames, a rectangle dragged on one side is a target of both, the figures are the frames' own
+(its window: tests/test_app_window.py; that it imports no Qt: tests/test_app_pipeline.py)."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -17,16 +14,7 @@ from keynet.baselines import OpenCVDetector, available_pipelines, pipeline_track
 from keynet.errors import InputError, OptionError
 from keynet.weights import default_weights
 
-from .conftest import REPO
-
 WITHIN_FRAMES = 30
-
-
-def test_the_comparison_side_imports_no_qt():
-    code = "import sys; import app.comparison, keynet.baselines; print(sorted(m for m in sys.modules if 'PyQt' in m))"
-    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "[]"
 
 
 def test_opencv_keypoints_are_opencvs_strongest():
@@ -127,70 +115,3 @@ def test_a_target_one_side_cannot_track_is_added_to_neither(demo_frames):
     with pytest.raises(InputError, match="cannot track region 1"):
         pipeline.add_target_rect((0, 0, 160, 120), 0)
     assert [len(side.tracker.targets) for side in pipeline.sides] == [0, 0] and pipeline.targets == []
-
-
-# ----------------------------------------------------------------------------------------------- the window
-@pytest.fixture
-def make_window(qtbot):
-    from app.comparison_window import ComparisonWindow
-
-    windows = []
-
-    def make(*args, **kwargs):
-        window = ComparisonWindow(*args, **kwargs)
-        qtbot.addWidget(window)
-        window.resize(1200, 560)
-        window.show()
-        windows.append(window)
-        return window
-
-    yield make
-    for window in windows:
-        window.shutdown()
-        assert not window.processing.is_alive() and window.capture is None
-
-
-def test_the_window_compares_two_pipelines_on_the_demo(qtbot, make_window):
-    from PyQt6.QtCore import QPointF, Qt
-
-    from app.pipeline import SourceSpec
-    from app.settings import AppSettings
-
-    shipped_weights()
-    window = make_window(SourceSpec.demo(), AppSettings(device="cpu"), "keynet", "orb")
-    shown = []
-    window.frame_shown.connect(lambda out: shown.append([side.frame.state for side in out.sides]))
-    qtbot.waitUntil(lambda: window.output is not None and all(s.frame.state == "tracking" for s in window.output.sides),
-                    timeout=60000)
-    assert window.processing.frames_processed <= WITHIN_FRAMES
-    assert all(view.frame is not None for view in window.views)
-    assert [label.text() for label in window.stats] == [side.stats() for side in window.output.sides]  # in step
-    assert "inliers" in window.stats[1].text()
-    assert window.titles[0].text() == "Left: Key.Net + ORB" and window.titles[1].text() == "Right: ORB"
-    # a drag on the right view is a target of both sides
-    view, (x, y, w, h) = window.views[1], (220, 170, 200, 150)
-    a, b = view.to_widget(QPointF(x, y)).toPoint(), view.to_widget(QPointF(x + w, y + h)).toPoint()
-    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=a)
-    qtbot.mouseMove(view, b)
-    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=b)
-    qtbot.waitUntil(lambda: [len(s.frame.result.targets) for s in window.output.sides] == [2, 2], timeout=20000)
-    # the right box chooses the right side's pipeline
-    window.choosers[1].setCurrentIndex(window.available.index("sift"))
-    qtbot.waitUntil(lambda: window.output.right.kind == "sift" and window.output.right.frame.state == "tracking",
-                    timeout=30000)
-
-
-def test_a_failing_source_and_an_unknown_pipeline_are_status_messages(qtbot, make_window, tmp_path):
-    from app.pipeline import SourceSpec
-
-    missing = tmp_path / "no-such-video.mp4"
-    window = make_window(SourceSpec("video", str(missing), missing.name), None, "nope", "sift")
-    assert window.pipeline.kinds[1] == "sift" and window.pipeline.kinds[0] in available_pipelines()
-    assert "'nope' is not available here" in window.statusBar().currentMessage()
-    qtbot.waitUntil(lambda: "failed" in window.statusBar().currentMessage(), timeout=10000)
-    message = window.statusBar().currentMessage()
-    assert "no-such-video" in message and "\n" not in message and window.isVisible()
-    window.load_target_image(str(tmp_path / "no-such-image.png"))
-    qtbot.waitUntil(lambda: "no-such-image" in window.statusBar().currentMessage()
-                    and "Processing error" in window.statusBar().currentMessage(), timeout=10000)
-    assert window.processing.is_alive()

@@ -24,8 +24,8 @@ from .conftest import REPO
 
 
 def test_the_processing_side_imports_no_qt():
-    code = ("import sys; import app.pipeline, app.settings, app.frames, app.recording; "
-            "print(sorted(m for m in sys.modules if m.startswith('PyQt')))")
+    code = ("import sys; import app.pipeline, app.settings, app.frames, app.recording, app.comparison, "
+            "keynet.baselines; print(sorted(m for m in sys.modules if m.startswith('PyQt')))")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"

@@ -103,7 +103,7 @@ def wait_rated(qtbot, window) -> None:
 
 
 def test_discarding_leaves_no_target(qtbot, window, tmp_path):
-    drag(qtbot, window, (80, 60, 160, 120))
+    drag(qtbot, window.view, (80, 60, 160, 120))
     wait_rated(qtbot, window)
     assert window.quality_view.preview.box == (80, 60, 160, 120) and window.pipeline.num_targets == 0
     qtbot.mouseClick(window.quality_view.discard_button, Qt.MouseButton.LeftButton)
@@ -120,7 +120,7 @@ def test_discarding_leaves_no_target(qtbot, window, tmp_path):
 
 
 def test_keeping_tracks_it(qtbot, window):
-    drag(qtbot, window, (80, 60, 160, 120))
+    drag(qtbot, window.view, (80, 60, 160, 120))
     wait_rated(qtbot, window)
     previewed = window.quality_view.preview.target
     stars = previewed.quality.stars

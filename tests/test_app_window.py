@@ -1,5 +1,6 @@
 """The main window driven offscreen on the demo source: target by drag, views, recording, failures, responsiveness,
-what the window reports (every target, the end of a file, the loop, the inspected keypoint) and the calibration."""
+what the window reports (every target, the end of a file, the loop, the inspected keypoint) and the calibration;
+the comparison window: two pipelines on the demo, a failing source and an unknown pipeline."""
 
 from __future__ import annotations
 
@@ -59,23 +60,47 @@ def texture_folder(folder, frames: int) -> SourceSpec:
 
 
 @pytest.fixture
-def make_window(qtbot, source):
+def show_window(qtbot):
+    """Shows a window (``app.threads.PipelineWindow``) at a size; at the end each is shut down, its threads
+    stopped."""
     windows = []
 
-    def make(spec: SourceSpec | None = None, settings: AppSettings | None = None) -> MainWindow:
-        if settings is None:
-            settings = AppSettings(model="file", weights_file=str(shipped_weights()), device="cpu", **FAST)
-        w = MainWindow(spec or source, settings, remember=False, ask=False)
-        qtbot.addWidget(w)
-        w.resize(1000, 700)
-        w.show()
-        windows.append(w)
-        return w
+    def show(window, size: tuple[int, int]):
+        qtbot.addWidget(window)
+        window.resize(*size)
+        window.show()
+        windows.append(window)
+        return window
 
-    yield make
+    yield show
     for w in windows:
         w.shutdown()
         assert w.capture is None and not w.processing.is_alive()
+
+
+@pytest.fixture
+def make_window(show_window, source):
+    def make(spec: SourceSpec | None = None, settings: AppSettings | None = None) -> MainWindow:
+        if settings is None:
+            settings = AppSettings(model="file", weights_file=str(shipped_weights()), device="cpu", **FAST)
+        return show_window(MainWindow(spec or source, settings, remember=False, ask=False), (1000, 700))
+
+    return make
+
+
+@pytest.fixture
+def running_window(qtbot, make_window) -> MainWindow:
+    """A main window on the demo with the shipped weights, its frames out of the model, tracking the poster."""
+    window = make_window()
+    wait_running(qtbot, window)
+    return window
+
+
+@pytest.fixture
+def make_comparison(show_window):
+    from app.comparison_window import ComparisonWindow
+
+    return lambda *args, **kwargs: show_window(ComparisonWindow(*args, **kwargs), (1200, 560))
 
 
 def wait_output(qtbot, window: MainWindow, after: int = -1, timeout: int = 15000):
@@ -90,9 +115,9 @@ def wait_running(qtbot, window: MainWindow) -> None:
     qtbot.waitUntil(lambda: window.output.state == "tracking", timeout=30000)
 
 
-def drag(qtbot, window: MainWindow, box: tuple[int, int, int, int]) -> None:
-    """Press, move and release the mouse over the frame rectangle ``box`` (x, y, w, h in frame pixels)."""
-    view = window.view
+def drag(qtbot, view, box: tuple[int, int, int, int]) -> None:
+    """Press, move and release the mouse over the frame rectangle ``box`` (x, y, w, h in frame pixels) of the
+    video ``view``."""
     x, y, w, h = box
     a = view.to_widget(QPointF(x, y)).toPoint()
     b = view.to_widget(QPointF(x + w, y + h)).toPoint()
@@ -100,6 +125,32 @@ def drag(qtbot, window: MainWindow, box: tuple[int, int, int, int]) -> None:
     qtbot.mouseMove(view, (a + b) / 2)
     qtbot.mouseMove(view, b)
     qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=b)
+
+
+def drag_inside_the_poster(qtbot, window: MainWindow, homography: np.ndarray) -> None:
+    """Drag a rectangle 10 px inside the demo's poster where ``homography`` (3, 3) puts it on the frame shown, and
+    keep it as the target."""
+    from keynet.demo import demo_sequence
+
+    tw, th = cv2.imread(str(demo_sequence().target)).shape[1::-1]
+    corners = cv2.perspectiveTransform(np.float32([[0, 0], [tw, 0], [tw, th], [0, th]])[None], homography)[0]
+    fh, fw = window.output.bgr.shape[:2]
+    x0, y0 = np.clip(corners.min(0) + 10, 0, [fw, fh]).astype(int)
+    x1, y1 = np.clip(corners.max(0) - 10, 0, [fw, fh]).astype(int)
+    drag(qtbot, window.view, (int(x0), int(y0), int(x1 - x0), int(y1 - y0)))
+    keep_rated_target(qtbot, window)
+
+
+def states_shown(window: MainWindow) -> list[str]:
+    """The states of the frames shown from now on (a list that grows)."""
+    states: list[str] = []
+    window.frame_shown.connect(lambda out: states.append(out.state))
+    return states
+
+
+def assert_tracking_within_30_frames(qtbot, states: list[str]) -> None:
+    qtbot.waitUntil(lambda: "tracking" in states or len(states) >= 30, timeout=60000)
+    assert "tracking" in states[:30], states
 
 
 def keep_rated_target(qtbot, window: MainWindow) -> None:
@@ -138,20 +189,11 @@ def test_drag_sets_the_target_and_tracking_starts_within_30_frames(qtbot, make_w
     window.clear_targets()  # the demo's own target: the drag must do the work
     qtbot.waitUntil(lambda: window.output.state == "no target", timeout=10000)
     shown = pause_on_a_frame(qtbot, window)
-    demo = demo_sequence()
-    h_true = demo.homographies[shown.index % len(demo.homographies)]
-    tw, th = cv2.imread(str(demo.target)).shape[1::-1]
-    corners = cv2.perspectiveTransform(np.float32([[0, 0], [tw, 0], [tw, th], [0, th]])[None], h_true)[0]
-    fh, fw = shown.rgb.shape[:2]
-    x0, y0 = np.clip(corners.min(0) + 10, 0, [fw, fh]).astype(int)
-    x1, y1 = np.clip(corners.max(0) - 10, 0, [fw, fh]).astype(int)
-    drag(qtbot, window, (int(x0), int(y0), int(x1 - x0), int(y1 - y0)))
-    keep_rated_target(qtbot, window)
+    homographies = demo_sequence().homographies
+    drag_inside_the_poster(qtbot, window, homographies[shown.index % len(homographies)])
+    states = states_shown(window)
     window.actions["pause"].trigger()  # play on
-    processed: list[str] = []
-    window.frame_shown.connect(lambda out: processed.append(out.state))
-    qtbot.waitUntil(lambda: "tracking" in processed or len(processed) >= 30, timeout=60000)
-    assert "tracking" in processed[:30], processed
+    assert_tracking_within_30_frames(qtbot, states)
     assert window.output.inliers > 0
 
 
@@ -213,9 +255,8 @@ def test_pause_and_step_one_frame_at_a_time(qtbot, make_window):
     assert window.output.index == following and window.capture.frames_read == following + 1
 
 
-def test_recording_plays_as_long_as_it_lasted_and_exports_the_frame_schema(qtbot, make_window, tmp_path):
-    window = make_window()
-    wait_running(qtbot, window)
+def test_recording_plays_as_long_as_it_lasted_and_exports_the_frame_schema(qtbot, running_window, tmp_path):
+    window = running_window
     tmp_path = tmp_path / "out"
     path = tmp_path / "rec.mp4"
     window.start_recording(path)
@@ -291,9 +332,8 @@ def test_a_source_failing_mid_stream_is_reported_and_the_app_stays_usable(qtbot,
                     and "failed" in window.statusBar().currentMessage(), timeout=10000)
 
 
-def test_the_event_loop_stays_responsive_while_processing(qtbot, make_window):
-    window = make_window()
-    wait_running(qtbot, window)
+def test_the_event_loop_stays_responsive_while_processing(qtbot, running_window):
+    window = running_window
     ticks: list[float] = []
     timer = QTimer()
     timer.setInterval(10)
@@ -322,9 +362,8 @@ def test_without_weights_the_video_shows_with_a_message(qtbot, make_window, monk
     qtbot.waitUntil(lambda: window.output.state != "no model", timeout=30000)
 
 
-def test_clicking_a_keypoint_shows_its_details(qtbot, make_window):
-    window = make_window()
-    wait_running(qtbot, window)
+def test_clicking_a_keypoint_shows_its_details(qtbot, running_window):
+    window = running_window
     out = pause_on_a_frame(qtbot, window)
     x, y = out.keypoints[0, :2]
     qtbot.mouseClick(window.view, Qt.MouseButton.LeftButton, pos=window.view.to_widget(QPointF(x, y)).toPoint())
@@ -374,11 +413,10 @@ def test_main_without_a_display_says_so():
     assert "xvfb-run" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_the_heatmap_shows_the_response_of_the_frame_on_screen(qtbot, make_window):
+def test_the_heatmap_shows_the_response_of_the_frame_on_screen(qtbot, running_window):
     from keynet.render import colour_bar_rect
 
-    window = make_window()
-    wait_running(qtbot, window)
+    window = running_window
     assert not window.pipeline.tracker.config.keep_response
     paused = pause_on_a_frame(qtbot, window)
     before = displayed(window)
@@ -441,21 +479,12 @@ def test_a_file_ends_visibly_and_a_target_dragged_on_its_last_frame_is_tracked_w
     qtbot.waitUntil(lambda: window.ended, timeout=60000)
     qtbot.waitUntil(lambda: window.output.index == last, timeout=10000)  # the last frame is never passed by
     assert "End of video" in window.view.banner and window.state_label.text() == "state: end of video"
-    tw, th = cv2.imread(str(demo.target)).shape[1::-1]
-    corners = cv2.perspectiveTransform(np.float32([[0, 0], [tw, 0], [tw, th], [0, th]])[None],
-                                       demo.homographies[last])[0]
-    fh, fw = window.output.bgr.shape[:2]
-    x0, y0 = np.clip(corners.min(0) + 10, 0, [fw, fh]).astype(int)
-    x1, y1 = np.clip(corners.max(0) - 10, 0, [fw, fh]).astype(int)
-    drag(qtbot, window, (int(x0), int(y0), int(x1 - x0), int(y1 - y0)))
-    keep_rated_target(qtbot, window)
+    drag_inside_the_poster(qtbot, window, demo.homographies[last])
     qtbot.waitUntil(lambda: window.pipeline.num_targets == 1, timeout=30000)
-    states: list[str] = []
-    window.frame_shown.connect(lambda out: states.append(out.state))
+    states = states_shown(window)
     window.actions["pause"].trigger()  # Space: play it again
     assert not window.ended and window.view.banner == ""
-    qtbot.waitUntil(lambda: "tracking" in states or len(states) >= 30, timeout=60000)
-    assert "tracking" in states[:30], states
+    assert_tracking_within_30_frames(qtbot, states)
 
 
 def test_files_loop_when_asked(qtbot, make_window, tmp_path):
@@ -479,11 +508,10 @@ def test_opening_the_demo_again_says_its_poster_is_tracked_already(qtbot, make_w
     assert window.pipeline.num_targets == 1
 
 
-def test_the_status_bar_reports_every_target_as_the_video_label_does(qtbot, make_window):
-    window = make_window()
-    wait_running(qtbot, window)
+def test_the_status_bar_reports_every_target_as_the_video_label_does(qtbot, running_window):
+    window = running_window
     out = pause_on_a_frame(qtbot, window)
-    drag(qtbot, window, (60, 60, 160, 120))  # a second target beside the poster
+    drag(qtbot, window.view, (60, 60, 160, 120))  # a second target beside the poster
     keep_rated_target(qtbot, window)
     qtbot.waitUntil(lambda: window.pipeline.num_targets == 2, timeout=30000)
     window.step()
@@ -505,7 +533,7 @@ def test_opening_the_demo_with_a_target_set_adds_its_poster_beside_it(qtbot, mak
     window = make_window(replace(texture_folder(tmp_path / "clip", 12), loop=True))
     qtbot.waitUntil(lambda: window.output is not None and window.output.state == "no target", timeout=60000)
     window.actions["pause"].trigger()
-    drag(qtbot, window, (80, 60, 160, 120))
+    drag(qtbot, window.view, (80, 60, 160, 120))
     keep_rated_target(qtbot, window)
     qtbot.waitUntil(lambda: window.pipeline.num_targets == 1, timeout=30000)
     notices: list[str] = []
@@ -589,9 +617,8 @@ def write_calibration(path, matrix: np.ndarray) -> None:
                      path)
 
 
-def test_a_calibration_file_gives_the_camera_of_the_next_tracked_frames(qtbot, make_window, tmp_path):
-    window = make_window()
-    wait_running(qtbot, window)
+def test_a_calibration_file_gives_the_camera_of_the_next_tracked_frames(qtbot, running_window, tmp_path):
+    window = running_window
     matrix = np.array([[700.0, 0, 300], [0, 710, 250], [0, 0, 1]])
     write_calibration(tmp_path / "camera.yaml", matrix)
     window.use_calibration(str(tmp_path / "camera.yaml"))
@@ -612,12 +639,11 @@ def test_a_calibration_file_gives_the_camera_of_the_next_tracked_frames(qtbot, m
     assert window.output.result.camera.matrix[0, 0] == pytest.approx(0.5 * width / np.tan(np.radians(fov) / 2))
 
 
-def test_tools_calibrate_opens_the_dialog_with_the_live_frames_and_uses_what_it_saves(qtbot, make_window, tmp_path,
-                                                                                      monkeypatch):
+def test_tools_calibrate_opens_the_dialog_with_the_live_frames_and_uses_what_it_saves(qtbot, running_window,
+                                                                                      tmp_path, monkeypatch):
     from app.calibration_dialog import CalibrationDialog
 
-    window = make_window()
-    wait_running(qtbot, window)
+    window = running_window
     forwarded: list[np.ndarray] = []
     monkeypatch.setattr(CalibrationDialog, "add_frame", lambda self, frame: forwarded.append(frame))
     window.actions["calibrate"].trigger()
@@ -671,3 +697,41 @@ def test_the_keypoint_colouring_is_the_same_in_the_side_panel_and_the_k_shortcut
     combo.setCurrentIndex(combo.findData("rank"))
     assert window.view_options.keypoints == "rank"
     qtbot.waitUntil(lambda: window.pipeline.view.keypoints == "rank", timeout=10000)
+
+
+# ----------------------------------------------------------------------------------------------- the comparison window
+def test_the_comparison_window_compares_two_pipelines_on_the_demo(qtbot, make_comparison, source):
+    shipped_weights()
+    window = make_comparison(source, AppSettings(device="cpu"), "keynet", "orb")
+    shown = []
+    window.frame_shown.connect(lambda out: shown.append([side.frame.state for side in out.sides]))
+    qtbot.waitUntil(lambda: window.output is not None and all(s.frame.state == "tracking" for s in window.output.sides),
+                    timeout=60000)
+    assert window.processing.frames_processed <= 30
+    assert all(view.frame is not None for view in window.views)
+    assert [label.text() for label in window.stats] == [side.stats() for side in window.output.sides]  # in step
+    assert "inliers" in window.stats[1].text()
+    assert window.titles[0].text() == "Left: Key.Net + ORB" and window.titles[1].text() == "Right: ORB"
+    drag(qtbot, window.views[1], (220, 170, 200, 150))  # a drag on the right view is a target of both sides
+    qtbot.waitUntil(lambda: [len(s.frame.result.targets) for s in window.output.sides] == [2, 2], timeout=20000)
+    # the right box chooses the right side's pipeline
+    window.choosers[1].setCurrentIndex(window.available.index("sift"))
+    qtbot.waitUntil(lambda: window.output.right.kind == "sift" and window.output.right.frame.state == "tracking",
+                    timeout=30000)
+
+
+def test_a_failing_source_and_an_unknown_pipeline_are_status_messages_of_the_comparison(qtbot, make_comparison,
+                                                                                       tmp_path):
+    from keynet.baselines import available_pipelines
+
+    missing = tmp_path / "no-such-video.mp4"
+    window = make_comparison(SourceSpec("video", str(missing), missing.name), None, "nope", "sift")
+    assert window.pipeline.kinds[1] == "sift" and window.pipeline.kinds[0] in available_pipelines()
+    assert "'nope' is not available here" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: "failed" in window.statusBar().currentMessage(), timeout=10000)
+    message = window.statusBar().currentMessage()
+    assert "no-such-video" in message and "\n" not in message and window.isVisible()
+    window.load_target_image(str(tmp_path / "no-such-image.png"))
+    qtbot.waitUntil(lambda: "no-such-image" in window.statusBar().currentMessage()
+                    and "Processing error" in window.statusBar().currentMessage(), timeout=10000)
+    assert window.processing.is_alive()

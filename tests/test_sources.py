@@ -55,15 +55,15 @@ def test_empty_or_corrupt_video(tmp_path, content):
         list(open_source(bad))
 
 
-def test_missing_inputs(tmp_path):
-    with pytest.raises(SourceError, match="nope.mp4"):
-        open_source(tmp_path / "nope.mp4")
-    with pytest.raises(SourceError, match="no images"):
-        FolderSource(tmp_path)
-    with pytest.raises(InputError, match="camera:N"):
-        open_source("camera:x")
-    with pytest.raises(SourceError, match="camera 97"):
-        open_source("camera:97")
+@pytest.mark.parametrize(("open_it", "error", "message"), [
+    (lambda folder: open_source(folder / "nope.mp4"), SourceError, "nope.mp4"),
+    (FolderSource, SourceError, "no images"),  # an empty folder
+    (lambda _: open_source("camera:x"), InputError, "camera:N"),
+    (lambda _: open_source("camera:97"), SourceError, "camera 97"),
+], ids=["missing file", "empty folder", "camera without a number", "absent camera"])
+def test_missing_inputs(tmp_path, open_it, error, message):
+    with pytest.raises(error, match=message):
+        open_it(tmp_path)
 
 
 def test_unreadable_image_mid_folder_raises_naming_it(tmp_path):
