@@ -8,25 +8,19 @@ from datetime import UTC, datetime
 
 import torch
 
-from keynet.cpu import cpu_class, cpu_features, isa_limits
+from keynet.cpu import cpu_class, cpu_features, cpuinfo_field, isa_limits
 
 __all__ = ["cpu_class", "cpu_features", "cpu_model", "describe_machine", "isa_limits", "machine_line"]
 
 
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (the platform's processor string elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
 def describe_machine(device: str = "cpu") -> dict:
-    """CPU, cores, CPU class (with the limits that set it), torch and (for CUDA) GPU of this run, and when it ran."""
+    """CPU, cores, CPU class (with the limits that set it), torch (threads, OpenMP wait policy) and (for CUDA) GPU of
+    this run, and when it ran."""
     info = {
         "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
@@ -34,6 +28,7 @@ def describe_machine(device: str = "cpu") -> dict:
         "cpu_class": cpu_class(),
         "isa_limits": isa_limits(),
         "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -10,7 +10,9 @@ The machine's CPU class (amx, avx512_bf16, avx512, avx2, other) is printed and r
 the benchmark in a child process with every library limited to AVX2 (oneDNN, ATen, numba) before torch loads.
 
 Each implementation is timed on the same image, after warm-up, taking turns run by run so that any background
-load falls on all of them alike; the table gives medians and each one's ratio to kornia's time.
+load falls on all of them alike; the table gives medians and each one's ratio to kornia's time. OpenMP threads
+sleep while they wait (``keynet.runtime.prefer_sleeping_threads``, as in the app and the command line) unless
+``OMP_WAIT_POLICY`` says otherwise.
 """
 
 from __future__ import annotations
@@ -25,18 +27,23 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import torch
-from kornia.feature import KeyNet as KorniaKeyNet
-from tqdm import tqdm
+from keynet.runtime import keep_freed_memory, prefer_sleeping_threads
 
-from bench.machine import cpu_class, describe_machine, machine_line
-from bench.readme import replace_section
-from keynet.files import atomic_write_json, atomic_write_text
-from keynet.inference import response_function
-from keynet.model import KeyNet, TinyKeyNet
-from keynet.runtime import keep_freed_memory
-from keynet.weights import load_checkpoint
+prefer_sleeping_threads()  # before torch loads, as main.py does: what the app and the command line run with
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from kornia.feature import KeyNet as KorniaKeyNet  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from bench.machine import cpu_class, describe_machine, machine_line  # noqa: E402
+from bench.readme import replace_section  # noqa: E402
+from keynet.devices import resolve_device  # noqa: E402
+from keynet.errors import DeviceError  # noqa: E402
+from keynet.files import atomic_write_json, atomic_write_text  # noqa: E402
+from keynet.inference import response_function  # noqa: E402
+from keynet.model import KeyNet, TinyKeyNet  # noqa: E402
+from keynet.weights import load_checkpoint  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 AUTHORS_WEIGHTS = REPO.parent / "shared" / "reference" / "keynet_official" / "keynet_pytorch.pth"
@@ -123,7 +130,8 @@ LABELS = {
 def markdown(result: dict) -> str:
     lines = [
         f"Key.Net response time on {result['device']}: {machine_line(result['machine'])}.",
-        f"Weights: {result['weights']}. Median of {result['rows'][0]['runs']} runs after warm-up, peers taking turns.",
+        f"Weights: {result['weights']}. Median of {result['rows'][0]['runs']} runs after warm-up, peers taking turns; "
+        f"OpenMP wait policy {result['machine'].get('omp_wait_policy', 'default')}.",
         "",
         "| image | implementation | median ms | p10-p90 ms | x kornia |",
         "|---|---|---:|---:|---:|",
@@ -162,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="640x480 only, 20 runs")
     parser.add_argument("--json", action="store_true", help="print one JSON object (kornia_ms, exact_ms, fast_ms, ...)")
     parser.add_argument("--runs", type=int, default=30, help="timed runs per implementation (at least 20)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (keynet.devices)")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     parser.add_argument("--update-readme", action="store_true", help="put the table in README.md's speed section")
     parser.add_argument("--isa", choices=sorted(ISA_LIMITS),
@@ -174,7 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_limited(args.isa, without_isa(sys.argv[1:] if argv is None else argv))
     print(f"CPU class: {cpu_class()}", file=sys.stderr)
     keep_freed_memory()
-    device = torch.device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except DeviceError as exc:
+        parser.error(str(exc))
     sizes = [(640, 480)] if args.quick else [(640, 480), (1280, 720), (600, 600)]
     result = run(sizes, 20 if args.quick else args.runs, 5, device)
     if args.json:

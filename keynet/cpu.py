@@ -7,22 +7,35 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 
+#: Where Linux lists the CPU's model and flags.
+CPUINFO = Path("/proc/cpuinfo")
 
-def cpu_features() -> list[str]:
-    """The vector and matrix extensions that matter for inference speed, from /proc/cpuinfo's flags (x86 Linux)."""
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+#: The /proc/cpuinfo flags that matter for inference speed, in ``cpu_features``' order.
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def cpuinfo_field(name: str, cpuinfo: Path = CPUINFO) -> str | None:
+    """The value of the first ``name : value`` line of ``cpuinfo`` (e.g. "flags", "model name"); None when the file
+    or the field is absent (not Linux, not x86)."""
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
+        with open(cpuinfo, encoding="utf-8") as f:
             for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return [w for w in wanted if w in flags]
+                key, sep, value = line.partition(":")
+                if sep and key.strip() == name:
+                    return value.strip()
     except OSError:
         pass
-    return []
+    return None
+
+
+def cpu_features(cpuinfo: Path = CPUINFO) -> list[str]:
+    """The vector and matrix extensions of ``SPEED_FLAGS`` the CPU has, from ``cpuinfo``'s flags (x86 Linux)."""
+    flags = set((cpuinfo_field("flags", cpuinfo) or "").split())
+    return [f for f in SPEED_FLAGS if f in flags]
 
 
 #: The x86 CPU classes inference speed depends on, slowest first.
@@ -56,9 +69,9 @@ def onednn_isa_class(isa: str) -> str | None:
     return "other"
 
 
-def hardware_cpu_class() -> str:
-    """The CPU's class from its flags alone: "amx", "avx512_bf16", "avx512", "avx2" or "other"."""
-    features = set(cpu_features())
+def hardware_cpu_class(cpuinfo: Path = CPUINFO) -> str:
+    """The CPU's class from ``cpuinfo``'s flags alone: "amx", "avx512_bf16", "avx512", "avx2" or "other"."""
+    features = set(cpu_features(cpuinfo))
     if {"amx_bf16", "amx_tile"} <= features:
         return "amx"
     for flag, name in (("avx512_bf16", "avx512_bf16"), ("avx512f", "avx512"), ("avx2", "avx2")):
@@ -84,10 +97,10 @@ def isa_limits(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     return limits
 
 
-def cpu_class(environ: Mapping[str, str] | None = None) -> str:
+def cpu_class(environ: Mapping[str, str] | None = None, cpuinfo: Path = CPUINFO) -> str:
     """The class inference runs as here: the CPU's class (``hardware_cpu_class``), lowered to the tightest
     instruction-set limit in force (``isa_limits``; ``ONEDNN_MAX_CPU_ISA=AVX2`` gives "avx2" on any newer CPU)."""
-    classes = [hardware_cpu_class(), *isa_limits(environ).values()]
+    classes = [hardware_cpu_class(cpuinfo), *isa_limits(environ).values()]
     return min(classes, key=CPU_CLASSES.index)
 
 

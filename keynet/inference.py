@@ -5,10 +5,12 @@ Both use the same algebra as the model, rearranged for speed:
 
 - BatchNorm (eval) is folded into the convolution before it;
 - the learned blocks run channels-last, each convolution and its ReLU one fused oneDNN call on the CPU;
-- the last convolution (3M channels in, one out: the slowest layer in oneDNN) is split per pyramid level into
-  depthwise convolutions whose channels are summed, so the 3M-channel concatenation is never built;
-- on the CPU, the pyramid's blur and resizing and the upsampling of the coarse levels' features run in OpenCV
-  (the same filters and bilinear sampling, several times faster than oneDNN on one or few channels).
+- the last convolution (3M channels in, one out: the slowest layer in oneDNN) is split per pyramid level, so the
+  3M-channel concatenation is never built: on the CPU each level's share is one numba pass
+  (``keynet.kernels_int8.add_resized_conv``) that upsamples the level's features row by row as it convolves them
+  (the upsampled features are never stored either); elsewhere depthwise convolutions whose channels are summed;
+- on the CPU, the pyramid's blur and resizing run in OpenCV (the same filters and bilinear sampling, several
+  times faster than oneDNN on one channel).
 
 ``exact``
     fp32 throughout, and the handcrafted block computed as the model does (Sobel of a replicate-padded first
@@ -26,11 +28,15 @@ Both use the same algebra as the model, rearranged for speed:
       AVX-512-BF16 CPUs, CUDA); the maps are computed in fp32 and rounded once, and the merge of the levels and
       the last convolution stay fp32: rounding the response itself reorders near-equal maxima and loses
       top-ranked keypoints, rounding the hidden activations does not;
+    - on other CPUs, Key.Net's learned blocks as oneDNN int8 convolutions (``Int8KeyNetResponse``; ``fast_route``
+      says which route a model takes on a device): the maps quantized in the same two numba passes that compute
+      them, so their fp32 values are never stored;
     - ``compile=True`` wraps it in ``torch.compile`` on CUDA.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 
 import cv2
@@ -48,11 +54,11 @@ from .handcrafted import (
     derivative_kernels,
     filter_planes,
     fused_handcrafted_maps,
-    fused_handcrafted_maps_and_range,
     handcrafted_maps,
+    quantized_handcrafted_maps,
     separable_derivative_kernels,
 )
-from .kernels_int8 import quantize_signed_channels, quantize_unsigned
+from .kernels_int8 import add_resized_conv, quantize_unsigned
 from .model import KeyNet, binomial_kernel_1d, check_model_input, pyramid_down, sobel_kernels
 
 MODES = ("exact", "fast")
@@ -161,6 +167,7 @@ class FastKeyNetResponse(nn.Module):
             # (1, L*M, k, k) -> L depthwise weights (M, 1, k, k), one per pyramid level.
             per_level = conv.weight.detach()[0].chunk(self.num_levels, 0)
             self.level_weights = nn.ParameterList([nn.Parameter(w[:, None].clone(), False) for w in per_level])
+            self.level_taps = [w.float().clone().numpy() for w in per_level]  # (M, k, k) each, for the CPU
             self.register_buffer("last_bias", conv.bias.detach().clone())
 
     def derivatives(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -195,6 +202,8 @@ class FastKeyNetResponse(nn.Module):
         check_model_input(x)
         if not self.has_last_conv:
             return self.learned(x).contiguous()
+        if self.opencv and x.device.type == "cpu":
+            return self.forward_cpu(x)
         h, w = x.shape[-2:]
         pad = self.level_weights[0].shape[-1] // 2
         total = None
@@ -208,6 +217,19 @@ class FastKeyNetResponse(nn.Module):
             total = part if total is None else total.add_(part)
         return torch.relu_(total.sum(1, keepdim=True).add_(self.last_bias.view(1, 1, 1, 1)))
 
+    def forward_cpu(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward`` on the CPU: each level's features go straight from the learned blocks into the last
+        convolution's sums (``add_resized_conv``), never upsampled whole."""
+        b, _, h, w = x.shape
+        total = torch.zeros(b, h, w)
+        for level, taps in enumerate(self.level_taps):
+            if level > 0:
+                x = pyramid_down_opencv(x, self.pyramid_factor, self.opencv)
+            features = self.learned(x).permute(0, 2, 3, 1).contiguous()  # a view of the channels-last blocks
+            for image, out in zip(features.numpy(), total.numpy()):
+                add_resized_conv(image, taps, out)
+        return torch.relu_(total.add_(self.last_bias))[:, None]
+
 
 #: Levels of the int8 blocks' weights each side of zero: 7 bits, since AVX2's and AVX-512's int8 products without
 #: VNNI (vpmaddubsw) saturate when a pair of 8-bit activations meets a pair of 8-bit weights; the activations keep 8.
@@ -215,6 +237,14 @@ INT8_WEIGHT_LEVELS = 63
 
 #: Levels of the signed handcrafted maps each side of their zero point 128, and of the ReLU activations.
 SIGNED_LEVELS, UNSIGNED_LEVELS = 127, 255
+
+#: The handcrafted maps' int8 scales are powers of 2^(1/8) (at most 9% coarser than their range asks; as many of
+#: exact mode's keypoints kept as with unrounded scales, within a percent either way), so that frames of about the
+#: same contrast share the first block's packed weights.
+MAP_SCALE_STEPS = 8
+
+#: How many packed weights (per block, input shape and, for the first block, the maps' scales) are kept.
+PACKED_WEIGHTS_KEPT = 48
 
 
 def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,8 +265,9 @@ class Int8KeyNetResponse(FastKeyNetResponse):
     ``FastKeyNetResponse`` with fp32 (the merge of the levels and the last convolution stay fp32).
 
     Each level's activations are quantized by their own range in that image: the ten handcrafted maps per channel
-    (zero point 128; their scales are folded into the first block's weights), the ReLU outputs per tensor. The
-    integer sums are exact, so every CPU class computes the same response.
+    (zero point 128; their scales, rounded up to powers of 2^(1/8), are folded into the first block's weights, packed
+    once per scales and shape), the ReLU outputs per tensor. The integer sums are exact, so every CPU class
+    computes the same response.
 
     Shape:
         (B, 1, H, W) -> (B, 1, H, W) float32.
@@ -246,7 +277,8 @@ class Int8KeyNetResponse(FastKeyNetResponse):
         super().__init__(model, fused_derivatives=True, block_dtype=torch.float32, opencv=True)
         self.int8_weights = [quantize_weight(w) for w in self.weights[1:]]
         self.no_zero_points = torch.zeros(self.weights[0].shape[0], dtype=torch.long)
-        self.packed: dict[tuple[int, tuple[int, ...]], torch.Tensor] = {}
+        # oneDNN's packed weights per block, input shape (and for the first block the maps' scales), latest last.
+        self.packed: OrderedDict[tuple, tuple[torch.Tensor, ...]] = OrderedDict()
 
     def int8_conv_relu(self, x: torch.Tensor, x_scale: float, x_zero_point: int, weight: torch.Tensor,
                        weight_scale: torch.Tensor, bias: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
@@ -263,13 +295,29 @@ class Int8KeyNetResponse(FastKeyNetResponse):
         return torch.ops.onednn.qconv_prepack(weight, torch.ones(weight.shape[0], dtype=torch.double), 1.0,
                                               x_zero_point, [1, 1], [pad, pad], [1, 1], 1, list(shape))
 
+    def packed_weights(self, key: tuple, make: Callable[[], tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
+        """``make()``'s weights for ``key``, made once and kept among the last ``PACKED_WEIGHTS_KEPT`` keys (region
+        detection sees a new input shape for each region size)."""
+        if key in self.packed:
+            self.packed.move_to_end(key)
+        else:
+            self.packed[key] = make()
+            if len(self.packed) > PACKED_WEIGHTS_KEPT:
+                self.packed.popitem(last=False)
+        return self.packed[key]
+
+    def first_block(self, shape: tuple[int, ...], map_scale: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """The first block's int8 weight (scaled by the maps' scales ``map_scale`` (10,)), its per-channel scales,
+        and oneDNN's packing of it for maps of ``shape``."""
+        def make() -> tuple[torch.Tensor, ...]:
+            weight, weight_scale = quantize_weight(self.weights[0] * torch.from_numpy(map_scale).view(1, -1, 1, 1))
+            return weight, weight_scale, self.prepacked(weight, 128, shape)
+
+        return self.packed_weights((0, shape, map_scale.tobytes()), make)
+
     def learned(self, x: torch.Tensor) -> torch.Tensor:
-        maps, absmax = fused_handcrafted_maps_and_range(x, self.separable, torch.float32)
-        map_scale = np.where(absmax > 0, absmax / SIGNED_LEVELS, 1.0).astype(np.float32)
-        quantized = torch.empty(maps.shape, dtype=torch.uint8, memory_format=torch.channels_last)
-        quantize_signed_channels(channels_last_values(maps), 1.0 / map_scale, channels_last_values(quantized))
-        weight, weight_scale = quantize_weight(self.weights[0] * torch.from_numpy(map_scale).view(1, -1, 1, 1))
-        packed = self.prepacked(weight, 128, tuple(quantized.shape))
+        quantized, map_scale = quantized_handcrafted_maps(x, self.separable, SIGNED_LEVELS, MAP_SCALE_STEPS)
+        weight, weight_scale, packed = self.first_block(tuple(quantized.shape), map_scale)
         y = self.int8_conv_relu(quantized, 1.0, 128, weight, weight_scale, self.biases[0], packed)
         for index, ((weight, weight_scale), bias) in enumerate(zip(self.int8_weights, self.biases[1:])):
             top = float(y.amax())
@@ -277,10 +325,9 @@ class Int8KeyNetResponse(FastKeyNetResponse):
             quantized = torch.empty(y.shape, dtype=torch.uint8, memory_format=torch.channels_last)
             quantize_unsigned(channels_last_values(y).reshape(-1), np.float32(1.0 / scale),
                               channels_last_values(quantized).reshape(-1))
-            key = (index, tuple(quantized.shape))
-            if key not in self.packed:
-                self.packed[key] = self.prepacked(weight, 0, key[1])
-            y = self.int8_conv_relu(quantized, scale, 0, weight, weight_scale, bias, self.packed[key])
+            shape = tuple(quantized.shape)
+            (packed,) = self.packed_weights((index + 1, shape), lambda w=weight, s=shape: (self.prepacked(w, 0, s),))
+            y = self.int8_conv_relu(quantized, scale, 0, weight, weight_scale, bias, packed)
         return y
 
 

@@ -17,3 +17,26 @@ def test_quick_json_prints_the_three_times():
     for key in ("kornia_ms", "exact_ms", "fast_ms"):
         assert figures[key] > 0
     assert figures["size"] == "640x480" and figures["device"] == "cpu"
+
+
+def test_isa_avx2_runs_the_benchmark_in_a_child_limited_to_avx2(monkeypatch, tmp_path):
+    import bench.speed as speed
+    from keynet.cpu import cpu_class
+
+    calls = []
+
+    def fake_run(args, cwd, env):
+        calls.append((args, cwd, env))
+        return subprocess.CompletedProcess(args, 0)
+
+    monkeypatch.setattr(speed.subprocess, "run", fake_run)
+    for argv in (["--quick", "--isa", "avx2", "--json"], ["--isa=avx2", "--quick", "--json"]):
+        assert speed.main(argv) == 0
+    for args, cwd, env in calls:
+        assert args == [sys.executable, "-m", "bench.speed", "--quick", "--json"]  # the same run, without --isa
+        assert cwd == REPO
+        assert env["ONEDNN_MAX_CPU_ISA"] == "AVX2" and env["ATEN_CPU_CAPABILITY"] == "avx2"
+        assert env["NUMBA_CPU_NAME"] == "haswell"
+        amx = tmp_path / "cpuinfo"
+        amx.write_text("flags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n")
+        assert cpu_class(env, amx) == "avx2"  # the child reports itself as AVX2 even on an AMX CPU
