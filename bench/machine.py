@@ -4,13 +4,41 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import torch
 
 from keynet.cpu import cpu_class, cpu_features, cpuinfo_field, isa_limits
 
-__all__ = ["cpu_class", "cpu_features", "cpu_model", "describe_machine", "isa_limits", "machine_line"]
+__all__ = ["ISA_LIMITS", "cpu_class", "cpu_features", "cpu_model", "describe_machine", "isa_limits", "machine_line",
+           "run_limited"]
+
+REPO = Path(__file__).resolve().parent.parent
+# A benchmark's ``--isa CLASS``: each library limited to the class's instructions, so any newer x86 CPU measures it.
+ISA_LIMITS = {"avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "NUMBA_CPU_NAME": "haswell"}}
+
+
+def without_isa(argv: list[str]) -> list[str]:
+    """``argv`` without its ``--isa VALUE`` / ``--isa=VALUE`` options."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--isa":
+            skip = True
+        elif not arg.startswith("--isa="):
+            out.append(arg)
+    return out
+
+
+def run_limited(module: str, isa: str, argv: list[str]) -> int:
+    """Run ``python -m module`` with ``argv`` (its ``--isa`` left out) in a child process whose libraries are
+    limited to ``isa`` (``ISA_LIMITS``); returns its exit code."""
+    env = {**os.environ, **ISA_LIMITS[isa]}
+    return subprocess.run([sys.executable, "-m", module, *without_isa(argv)], cwd=REPO, env=env).returncode
 
 
 def cpu_model() -> str:

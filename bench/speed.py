@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -36,7 +34,7 @@ import torch  # noqa: E402
 from kornia.feature import KeyNet as KorniaKeyNet  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from bench.machine import cpu_class, describe_machine, machine_line  # noqa: E402
+from bench.machine import ISA_LIMITS, cpu_class, describe_machine, machine_line, run_limited  # noqa: E402
 from bench.readme import replace_section  # noqa: E402
 from keynet.devices import resolve_device  # noqa: E402
 from keynet.errors import DeviceError  # noqa: E402
@@ -143,28 +141,6 @@ def markdown(result: dict) -> str:
 
 
 #: The environment that limits each library to an instruction set, per ``--isa`` value.
-ISA_LIMITS = {"avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "NUMBA_CPU_NAME": "haswell"}}
-
-
-def run_limited(isa: str, argv: list[str]) -> int:
-    """Run this benchmark with ``argv`` in a child process whose libraries are limited to ``isa``."""
-    env = {**os.environ, **ISA_LIMITS[isa]}
-    return subprocess.run([sys.executable, "-m", "bench.speed", *argv], cwd=REPO, env=env).returncode
-
-
-def without_isa(argv: list[str]) -> list[str]:
-    """``argv`` without its ``--isa VALUE`` / ``--isa=VALUE`` options."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--isa":
-            skip = True
-        elif not arg.startswith("--isa="):
-            out.append(arg)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="640x480 only, 20 runs")
@@ -179,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 20:
         parser.error("--runs must be at least 20")
     if args.isa:
-        return run_limited(args.isa, without_isa(sys.argv[1:] if argv is None else argv))
+        return run_limited("bench.speed", args.isa, sys.argv[1:] if argv is None else argv)
     print(f"CPU class: {cpu_class()}", file=sys.stderr)
     keep_freed_memory()
     try:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -60,7 +61,7 @@ from keynet.sources import open_source
 from keynet.tracker import TRACKING, PlanarTracker, tracking_detector
 from keynet.weights import default_weights, load_model
 
-from .machine import cpu_class, describe_machine, machine_line
+from .machine import ISA_LIMITS, cpu_class, describe_machine, machine_line, run_limited
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
@@ -392,7 +393,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--note", default="", help="a sentence for the results (how the machine was loaded)")
     parser.add_argument("--tag", default=None, help="results name tracking-TAG (default: the device type, cpu or "
                         "cuda)")
+    parser.add_argument("--isa", choices=sorted(ISA_LIMITS),
+                        help="run as on a CPU of this class: limit oneDNN, ATen and numba to it (in a child process; "
+                        "give --tag to keep the results apart)")
     args = parser.parse_args(argv)
+    if args.isa:
+        sys.exit(run_limited("bench.tracking", args.isa, sys.argv[1:] if argv is None else argv))
     try:
         device = resolve_device(args.device)
         weights = benchmark_weights(args.weights)

@@ -414,7 +414,7 @@ def test_main_without_a_display_says_so():
 
 
 def test_the_heatmap_shows_the_response_of_the_frame_on_screen(qtbot, running_window):
-    from keynet.render import colour_bar_rect
+    from keynet.colour_scales import colour_bar_rect
 
     window = running_window
     assert not window.pipeline.tracker.config.keep_response

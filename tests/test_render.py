@@ -10,16 +10,13 @@ import cv2
 import numpy as np
 import pytest
 
+from keynet.colour_scales import HeatmapScale, colour_bar_rect, colour_map, draw_heatmap
 from keynet.errors import OptionError
 from keynet.geometry import Camera, Pose, corners_of, project
 from keynet.render import (
     ONE_SCALE_NOTE,
-    HeatmapScale,
     Renderer,
     TrailBook,
-    colour_bar_rect,
-    colour_map,
-    draw_heatmap,
     draw_keypoint_legend,
     draw_keypoints,
     draw_status,
