@@ -294,3 +294,41 @@ def test_at_a_tenth_of_the_frame_rate_a_weak_guided_estimate_gives_way_to_the_wh
     assert max(worst) < 2.0, worst
     with pytest.raises(OptionError, match="ratio"):
         TrackerConfig().replace(ratio=1.5)
+
+
+def shown_and_raw(tracker, frames, homographies, size):
+    """Per tracked frame: the shown and the raw corners ((N, 4, 2) each) and their corner errors against the truth."""
+    shown, raw, shown_err, raw_err = [], [], [], []
+    for i, frame in enumerate(frames):
+        t = tracker.process(frame, i, i / 30).targets[0]
+        if t.state == TRACKING and t.raw_homography is not None:
+            shown.append(t.corners)
+            raw.append(t.raw_corners)
+            shown_err.append(corner_errors(t.homography, homographies[i], size).mean())
+            raw_err.append(corner_errors(t.raw_homography, homographies[i], size).mean())
+    return np.array(shown), np.array(raw), np.array(shown_err), np.array(raw_err)
+
+
+def test_the_shown_corners_do_not_lag_while_moving_and_do_not_jitter_when_still(tracker_factory, tmp_path):
+    """Issue 17: on ground truth, the shown homography's median corner error is at most 1.5x the estimate's while
+    the target moves, and a still target's shown corners jitter no more than with the One-Euro filter."""
+    from bench.tracking import render_still
+
+    seq = demo_sequence()
+    target = cv2.imread(str(seq.target))
+    size = target.shape[1::-1]
+    moving = [frame for i, frame, _ in open_source(seq.frames) if i < 40]
+    tracker = tracker_factory()
+    tracker.add_target(target, "poster")
+    _, _, shown_err, raw_err = shown_and_raw(tracker, moving, seq.homographies, size)
+    assert len(shown_err) == 40 and np.median(shown_err) <= 1.5 * np.median(raw_err)
+    still = render_still(tmp_path, target, 25)
+    frames = [frame for _, frame, _ in open_source(still / "frames")]
+    truth = [np.array(h) for h in json.loads((still / "homographies.json").read_text())["homographies"]]
+    jitter = {}
+    for method in ("kalman", "one_euro"):
+        tracker = tracker_factory(method=method)
+        tracker.add_target(target, "poster")
+        shown, *_ = shown_and_raw(tracker, frames, truth, size)
+        jitter[method] = np.median(np.linalg.norm(np.diff(shown[5:], axis=0), axis=2).mean(axis=1))
+    assert jitter["kalman"] <= jitter["one_euro"]
