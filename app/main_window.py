@@ -29,6 +29,7 @@ from PyQt6.QtWidgets import (
 from keynet.demo import demo_sequence
 from keynet.errors import KeyNetError
 from keynet.files import check_output_path
+from keynet.image import VIDEO_CODECS
 
 from .calibration_dialog import CalibrationDialog
 from .charts import LatencyChart
@@ -610,7 +611,7 @@ class MainWindow(PipelineWindow):
     def start_recording(self, path: str | Path) -> None:
         """Record the annotated video to ``path`` in real time (at the source's rate, frames held while shown)."""
         try:
-            check_output_path(path, "recording")
+            check_output_path(path, "recording", VIDEO_CODECS, "video")
         except KeyNetError as exc:
             self.actions["record"].setChecked(False)
             self.report_error(str(exc))

@@ -17,6 +17,7 @@ import numpy as np
 
 from keynet.errors import OutputError
 from keynet.files import atomic_path, atomic_write_json
+from keynet.image import VIDEO_CODECS
 
 
 class VideoRecorder:
@@ -28,7 +29,7 @@ class VideoRecorder:
     thread stops it.
 
     Args:
-        path: the ``.mp4`` file to create.
+        path: the video file to create (a ``keynet.image.VIDEO_CODECS`` suffix).
         fps: the frame rate stored in the file.
     """
 
@@ -78,7 +79,7 @@ class VideoRecorder:
 
     def _open(self, width: int, height: int) -> None:
         self._tmp = self._stack.enter_context(atomic_path(self.path))
-        self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
+        self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()]), self.fps, (width, height))
         if not self._writer.isOpened():
             self._stack.close()
             self._closed = True

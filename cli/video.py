@@ -14,9 +14,7 @@ import numpy as np
 
 from keynet.errors import OutputError
 from keynet.files import atomic_path, check_output_path
-
-#: The video formats ``--out`` writes, by suffix: the codec (FourCC) OpenCV encodes them with.
-VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
+from keynet.image import VIDEO_CODECS
 
 
 def check_video_path(path: str | Path) -> Path:

@@ -26,6 +26,9 @@ from .errors import InputError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 #: The suffixes (lower case) of the video files overlays and sources are read from.
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+#: The video formats the project writes (the CLI's ``--out``, the app's recordings), by suffix: the codec (FourCC)
+#: OpenCV encodes them with.
+VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
 
 # ITU-R BT.601 luma weights, the ones OpenCV's cvtColor uses.
 _LUMA_RGB = (0.299, 0.587, 0.114)

@@ -300,6 +300,26 @@ def test_a_snapshot_name_opencv_cannot_write_is_reported_and_the_app_goes_on(qtb
     assert after.fresh
 
 
+def test_an_export_or_a_recording_that_cannot_be_written_is_reported_and_the_app_goes_on(qtbot, make_window,
+                                                                                          tmp_path):
+    window = make_window(settings=NO_MODEL)
+    wait_output(qtbot, window)
+    old = tmp_path / "old.json"
+    old.write_text("kept")
+    window.export_poses(tmp_path)  # a folder
+    assert str(tmp_path) in window.statusBar().currentMessage() and window.isVisible()
+    for bad in (tmp_path, tmp_path / "rec.xyz"):
+        window.start_recording(bad)
+        qtbot.wait(300)
+        window.stop_recording()
+        message = window.statusBar().currentMessage()
+        assert str(bad.name) in message and "\n" not in message, message
+        assert not window.actions["record"].isChecked() and window.isVisible()
+    assert old.read_text() == "kept" and sorted(p.name for p in tmp_path.iterdir()) == ["old.json"]
+    after = wait_output(qtbot, window, window.output.index)  # still playing
+    assert after.fresh
+
+
 class BreakingSource:
     """Twenty grey frames, then the camera goes away."""
 
