@@ -9,60 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import cv2
 import numpy as np
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QFont, QImage, QPixmap
 from PyQt6.QtWidgets import QCheckBox, QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
 
-from keynet.render import draw_keypoints
-from keynet.targets import FULL_COUNT, SPREAD_GRID, Target
+from keynet.render import PER_AREA, colour_scale_top, even_density, feature_heat_map
+from keynet.targets import FULL_COUNT, SPREAD_GRID
 
 from .pipeline import TargetPreview
 
-DENSITY_SIGMA = 0.04  # the heat map's Gaussian, as a share of the target's shorter side
-PER_AREA = 1000.0  # densities are keypoints per this many square pixels
-RED_AT = 2.0  # the colour scale reaches red at least at this many times the even density of FULL_COUNT keypoints
-TOP_PERCENTILE = 99.0  # ... and at least at this percentile of the target's density (a rich target shows its spread)
-HEAT_ALPHA = 0.6  # opacity of the densest places (opacity grows with the square root of the density)
 MAP_SIZE = (480, 360)  # the largest the heat map is shown at (w, h)
-KEYPOINT_SIZE = 8.0  # draw_keypoints' size multiplier for the target's keypoints
-
-
-def keypoint_density(xy: np.ndarray, size: tuple[int, int], sigma_px: float) -> np.ndarray:
-    """(H, W) float32 keypoints per ``PER_AREA`` px² around each pixel of a ``size`` = (W, H) target: the (N, 2)
-    keypoints ``xy`` counted at their pixels and blurred with a Gaussian of ``sigma_px``."""
-    w, h = size
-    counts = np.zeros((h, w), np.float32)
-    if len(xy):
-        cells = np.clip(np.round(xy).astype(np.int64), 0, [w - 1, h - 1])
-        np.add.at(counts, (cells[:, 1], cells[:, 0]), 1.0)
-    return cv2.GaussianBlur(counts, (0, 0), sigma_px) * PER_AREA
-
-
-def even_density(size: tuple[int, int]) -> float:
-    """Keypoints per ``PER_AREA`` px² of ``FULL_COUNT`` keypoints (the star score's full count) spread evenly over
-    a ``size`` = (W, H) target: the middle (green) of the heat map's colour scale."""
-    return FULL_COUNT / (size[0] * size[1]) * PER_AREA
-
-
-def colour_scale_top(density: np.ndarray, size: tuple[int, int]) -> float:
-    """The density shown red: ``RED_AT`` times ``even_density``, or the density's ``TOP_PERCENTILE`` if higher."""
-    return max(RED_AT * even_density(size), float(np.percentile(density, TOP_PERCENTILE)))
-
-
-def feature_heat_map(target: Target, keypoints: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The target's image (H, W, 3) uint8 BGR with its keypoint density over it in turbo colours (clear where
-    there are none, red from ``colour_scale_top``), and the density (H, W) float32 (per ``PER_AREA`` px²); with
-    ``keypoints`` the keypoints are drawn too, coloured by the pyramid level they came from."""
-    density = keypoint_density(target.xy, target.size, DENSITY_SIGMA * min(target.size))
-    level = np.clip(density / colour_scale_top(density, target.size) * 255, 0, 255).astype(np.uint8)
-    opacity = (HEAT_ALPHA * np.sqrt(level / 255.0))[..., None]
-    image = target.image if target.image.ndim == 3 else cv2.cvtColor(target.image, cv2.COLOR_GRAY2BGR)
-    canvas = (image * (1 - opacity) + cv2.applyColorMap(level, cv2.COLORMAP_TURBO) * opacity).astype(np.uint8)
-    if keypoints and len(target.xy):
-        draw_keypoints(canvas, np.column_stack([target.xy, target.scales, target.scores]), "scale", KEYPOINT_SIZE)
-    return canvas, density
 
 
 def stars_text(stars: int) -> str:

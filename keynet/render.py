@@ -1,5 +1,5 @@
 """Drawing a tracker's results on a frame with OpenCV: response heatmap, AR content, outlines, keypoints, matches,
-tracks and a status line.
+tracks and a status line; a target's feature heat map (where its keypoints fall).
 
 ``Renderer(**options).draw(frame, result)`` draws what the options ask for; every layer is also a function.
 """
@@ -18,6 +18,7 @@ from .config import MatchingConfig, TrackerConfig
 from .errors import OptionError, check_options
 from .geometry import Camera, Pose, project
 from .match import coherent_motion
+from .targets import FULL_COUNT, Target
 from .tracker import TRACKING, FrameResult, TargetResult
 
 GREEN, RED, YELLOW = (60, 220, 60), (40, 40, 230), (0, 220, 255)
@@ -79,6 +80,51 @@ def draw_keypoint_legend(canvas: np.ndarray, keypoints: np.ndarray, by: str, ori
     cv2.rectangle(canvas, (x0, origin[1]), (x1, bottom), (32, 32, 32), cv2.FILLED)
     canvas[origin[1] + 5:bottom - 4, x0:x1] = colour_map(np.arange(x1 - x0))[None]
     return draw_status(canvas, high, (x1, origin[1]))
+
+
+# The target-quality preview's feature heat map: where a target's keypoints fall.
+DENSITY_SIGMA = 0.04  # the heat map's Gaussian, as a share of the target's shorter side
+PER_AREA = 1000.0  # densities are keypoints per this many square pixels
+RED_AT = 2.0  # the colour scale reaches red at least at this many times the even density of FULL_COUNT keypoints
+TOP_PERCENTILE = 99.0  # ... and at least at this percentile of the target's density (a rich target shows its spread)
+HEAT_ALPHA = 0.6  # opacity of the densest places (opacity grows with the square root of the density)
+KEYPOINT_SIZE = 8.0  # draw_keypoints' size multiplier for the target's keypoints
+
+
+def keypoint_density(xy: np.ndarray, size: tuple[int, int], sigma_px: float) -> np.ndarray:
+    """(H, W) float32 keypoints per ``PER_AREA`` px² around each pixel of a ``size`` = (W, H) target: the (N, 2)
+    keypoints ``xy`` counted at their pixels and blurred with a Gaussian of ``sigma_px``."""
+    w, h = size
+    counts = np.zeros((h, w), np.float32)
+    if len(xy):
+        cells = np.clip(np.round(xy).astype(np.int64), 0, [w - 1, h - 1])
+        np.add.at(counts, (cells[:, 1], cells[:, 0]), 1.0)
+    return cv2.GaussianBlur(counts, (0, 0), sigma_px) * PER_AREA
+
+
+def even_density(size: tuple[int, int]) -> float:
+    """Keypoints per ``PER_AREA`` px² of ``FULL_COUNT`` keypoints (the star score's full count) spread evenly over
+    a ``size`` = (W, H) target: the middle (green) of the heat map's colour scale."""
+    return FULL_COUNT / (size[0] * size[1]) * PER_AREA
+
+
+def colour_scale_top(density: np.ndarray, size: tuple[int, int]) -> float:
+    """The density shown red: ``RED_AT`` times ``even_density``, or the density's ``TOP_PERCENTILE`` if higher."""
+    return max(RED_AT * even_density(size), float(np.percentile(density, TOP_PERCENTILE)))
+
+
+def feature_heat_map(target: Target, keypoints: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The target's image (H, W, 3) uint8 BGR with its keypoint density over it in turbo colours (clear where
+    there are none, red from ``colour_scale_top``), and the density (H, W) float32 (per ``PER_AREA`` px²); with
+    ``keypoints`` the keypoints are drawn too, coloured by the pyramid level they came from."""
+    density = keypoint_density(target.xy, target.size, DENSITY_SIGMA * min(target.size))
+    level = np.clip(density / colour_scale_top(density, target.size) * 255, 0, 255).astype(np.uint8)
+    opacity = (HEAT_ALPHA * np.sqrt(level / 255.0))[..., None]
+    image = target.image if target.image.ndim == 3 else cv2.cvtColor(target.image, cv2.COLOR_GRAY2BGR)
+    canvas = (image * (1 - opacity) + cv2.applyColorMap(level, cv2.COLORMAP_TURBO) * opacity).astype(np.uint8)
+    if keypoints and len(target.xy):
+        draw_keypoints(canvas, np.column_stack([target.xy, target.scales, target.scores]), "scale", KEYPOINT_SIZE)
+    return canvas, density
 
 
 def draw_outline(canvas: np.ndarray, corners: np.ndarray, colour: tuple[int, int, int] = GREEN,

@@ -15,8 +15,9 @@ from PyQt6.QtCore import Qt  # noqa: E402
 
 from app.frames import Frame  # noqa: E402
 from app.pipeline import TrackingPipeline  # noqa: E402
-from app.quality_view import PER_AREA, QualityView, keypoint_density  # noqa: E402
+from app.quality_view import QualityView  # noqa: E402
 from app.settings import AppSettings  # noqa: E402
+from keynet.render import PER_AREA, keypoint_density  # noqa: E402
 from keynet.targets import assess  # noqa: E402
 
 from .test_app_window import drag, shipped_weights, texture_folder  # noqa: E402
