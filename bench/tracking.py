@@ -45,11 +45,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from keynet.baselines import OpenCVDetector
+from keynet.baselines import pipeline_tracker
 from keynet.config import SmoothingConfig, TrackerConfig
 from keynet.demo import FRAME_SUFFIX, cache_dir, camera_path, demo_sequence, render_sequence
 from keynet.demo import VERSION as DEMO_VERSION
-from keynet.describe import Describer
 from keynet.devices import DEVICE_CHOICES, resolve_device
 from keynet.errors import DeviceError
 from keynet.files import atomic_path, atomic_write_json, atomic_write_text
@@ -59,7 +58,7 @@ from keynet.runtime import keep_freed_memory
 from keynet.smoothing import make_smoother
 from keynet.sources import open_source
 from keynet.tracker import TRACKING, PlanarTracker, tracking_detector
-from keynet.weights import default_weights, load_model
+from keynet.weights import default_weights
 
 from .machine import ISA_LIMITS, cpu_class, describe_machine, machine_line, run_limited
 
@@ -287,23 +286,20 @@ def run_sequence(tracker: PlanarTracker, frames: Path, target: np.ndarray | tupl
 def pipelines(weights: Path, num: int, device: str = "cpu") -> dict[str, tuple[PlanarTracker, str]]:
     """The trackers compared: Key.Net with ``weights`` (and with our shipped weights when they exist), ORB, SIFT
     and Tiny-Key.Net, all on the same tracker; the Key.Net kinds run on ``device`` (ORB and SIFT on the CPU)."""
-    keynet = tracking_detector(load_model(weights), num_keypoints=num, device=device)
+    config = TrackerConfig().replace(num_keypoints=num, device=device)
     tiny_path = default_weights("tiny_keynet")
-    tiny_model = load_model(tiny_path, "tiny_keynet") if tiny_path else build_model("tiny_keynet").eval()
+    tiny = pipeline_tracker("tiny_keynet", config) if tiny_path else PlanarTracker(
+        tracking_detector(build_model("tiny_keynet").eval(), config.detector), config=config)
     tiny_label = "our shipped weights" if tiny_path else "speed only, untrained weights"
-    tiny = tracking_detector(tiny_model, num_keypoints=num, device=device)
     ours = default_weights("keynet")
     extra = {} if ours is None or ours.resolve() == weights.resolve() else {"keynet-ours+orb": (
-        PlanarTracker(tracking_detector(load_model(ours), num_keypoints=num, device=device),
-                      Describer(descriptor="orb")),
-        f"Key.Net fast with our shipped weights ({ours.name}), single scale, ORB")}
+        pipeline_tracker("keynet", config, ours), f"Key.Net fast with our shipped weights ({ours.name}), single scale, ORB")}
     return {
-        "keynet+orb": (PlanarTracker(keynet, Describer(descriptor="orb")),
-                       f"Key.Net fast with {weights.name}, single scale, ORB"),
+        "keynet+orb": (pipeline_tracker("keynet", config, weights), f"Key.Net fast with {weights.name}, single scale, ORB"),
         **extra,
-        "orb": (PlanarTracker(OpenCVDetector("orb", num), Describer(descriptor="orb")), "cv2.ORB detect+describe"),
-        "sift": (PlanarTracker(OpenCVDetector("sift", num), Describer(descriptor="sift")), "cv2.SIFT detect+describe"),
-        "tiny+orb": (PlanarTracker(tiny, Describer(descriptor="orb")), f"Tiny-Key.Net fast ({tiny_label}), ORB"),
+        "orb": (pipeline_tracker("orb", config), "cv2.ORB detect+describe"),
+        "sift": (pipeline_tracker("sift", config), "cv2.SIFT detect+describe"),
+        "tiny+orb": (tiny, f"Tiny-Key.Net fast ({tiny_label}), ORB"),
     }
 
 

@@ -10,6 +10,8 @@ its own descriptor; every other setting is ``TrackerConfig``'s.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import torch
@@ -80,13 +82,15 @@ def pipeline_label(kind: str, config: TrackerConfig | None = None) -> str:
     return name if kind in OPENCV_DETECTORS else f"{name} + {pipeline_descriptor(kind, config).upper()}"
 
 
-def pipeline_tracker(kind: str, config: TrackerConfig | None = None) -> PlanarTracker:
+def pipeline_tracker(kind: str, config: TrackerConfig | None = None, weights: str | Path | None = None) -> \
+        PlanarTracker:
     """A tracker without targets for the pipeline ``kind`` (one of ``PIPELINES``) with the settings ``config``
-    (default ``TrackerConfig()``; of its detector part, ORB and SIFT use only the keypoint count).
+    (default ``TrackerConfig()``; of its detector part, ORB and SIFT use only the keypoint count); a Key.Net kind
+    loads ``weights`` (default: the shipped ones).
 
     Raises:
         OptionError: an unknown kind.
-        WeightsError: a Key.Net kind whose shipped weights (assets/weights/<kind>.pt) are absent or unreadable.
+        WeightsError: a Key.Net kind whose weights (default assets/weights/<kind>.pt) are absent or unreadable.
     """
     if kind not in PIPELINES:
         raise OptionError(f"pipeline {kind!r} is not one of {list(PIPELINES)}")
@@ -94,7 +98,7 @@ def pipeline_tracker(kind: str, config: TrackerConfig | None = None) -> PlanarTr
     describer = Describer(descriptor=pipeline_descriptor(kind, config))
     if kind in OPENCV_DETECTORS:
         return PlanarTracker(OpenCVDetector(kind, config.detector.num_keypoints), describer, config=config)
-    weights = default_weights(kind)
+    weights = weights or default_weights(kind)
     if weights is None:
         raise WeightsError(f"no shipped weights for {PIPELINES[kind]} (assets/weights/{kind}.pt) in this checkout")
     return PlanarTracker(tracking_detector(load_model(weights, kind), config.detector), describer, config=config)
