@@ -112,10 +112,10 @@ def rendered_photo(folder: Path, name: str, frames: int,
 
 def photo_sequences(count: int, frames: int) -> list[tuple[str, Path]]:
     """Render ``count`` eval photos (centre 400x300 crops of their 1.png, each photo once), evenly spread over
-    them, along the demo's camera path."""
+    them, along the demo's camera path (none for a ``count`` of 0)."""
     unique = unique_photos()
     out = []
-    for folder in unique[:: max(1, len(unique) // count)][:count]:
+    for folder in unique[:: max(1, len(unique) // max(1, count))][:count]:
         dest = rendered_photo(folder, f"{folder.name}-{frames}-v{DEMO_VERSION}", frames, render_sequence)
         if dest is not None:
             out.append((f"photo-{folder.name.split('_', 1)[-1]}", dest))  # the photo, not the i_/v_ sequence
